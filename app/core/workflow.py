@@ -1,0 +1,171 @@
+"""Workflow format v1: the JSON file users save and share, and its in-memory graph."""
+import copy
+import json
+from dataclasses import dataclass, field
+
+FORMAT = "latentloom.workflow"
+VERSION = 1
+MAX_FILE_BYTES = 64 * 1024 * 1024
+MAX_NODES = 5000
+NODE_KEYS = ("type", "params", "inputs", "ui")
+
+# Migrations: MIGRATIONS[v] turns a version-v document into version v+1.
+MIGRATIONS = {}
+
+
+@dataclass
+class Node:
+    type: str
+    params: dict = field(default_factory=dict)
+    inputs: dict = field(default_factory=dict)  # input port -> (source node id, source output port)
+    ui: dict = field(default_factory=dict)
+
+
+@dataclass
+class Workflow:
+    nodes: dict = field(default_factory=dict)  # node id -> Node
+    ui: dict = field(default_factory=dict)
+
+    def to_json(self):
+        return {
+            "format": FORMAT,
+            "version": VERSION,
+            "nodes": {
+                nid: {"type": n.type, "params": dict(n.params),
+                      "inputs": {k: [s, o] for k, (s, o) in n.inputs.items()},
+                      **({"ui": n.ui} if n.ui else {})}
+                for nid, n in self.nodes.items()
+            },
+            **({"ui": self.ui} if self.ui else {}),
+        }
+
+    def dumps(self):
+        return json.dumps(self.to_json(), indent=2, ensure_ascii=False) + "\n"
+
+    def copy(self):
+        return copy.deepcopy(self)
+
+    def downstream(self, node_id):
+        """Ids of the nodes that read node_id's outputs, directly or not."""
+        found, todo = set(), [node_id]
+        while todo:
+            cur = todo.pop()
+            for nid, n in self.nodes.items():
+                if nid not in found and any(src == cur for src, _ in n.inputs.values()):
+                    found.add(nid)
+                    todo.append(nid)
+        return found
+
+
+@dataclass(frozen=True)
+class Problem:
+    node: str | None
+    field: str | None  # "param 'steps'", "input 'model'" or None
+    message: str
+
+    def __str__(self):
+        where = []
+        if self.node is not None:
+            where.append(f"node {self.node!r}")
+        if self.field:
+            where.append(self.field)
+        return (" ".join(where) + ": " if where else "") + self.message
+
+
+class WorkflowError(Exception):
+    """A workflow that cannot run; carries every problem found."""
+
+    def __init__(self, problems, source=None):
+        self.problems = list(problems)
+        self.source = source
+        head = f"{source}: " if source else ""
+        super().__init__(head + "; ".join(map(str, self.problems)))
+
+
+def migrate(data):
+    """Bring an older document up to VERSION (in place on a copy)."""
+    data = copy.deepcopy(data)
+    while data["version"] < VERSION:
+        data = MIGRATIONS[data["version"]](data)
+    return data
+
+
+def parse(data):
+    """Read a decoded JSON document into a Workflow. Returns (workflow, problems).
+
+    Only the structure is checked here; node types, params and links are
+    checked by app.core.validate against a catalog.
+    """
+    if not isinstance(data, dict):
+        return None, [Problem(None, None, "a workflow must be a JSON object")]
+    if data.get("format") != FORMAT:
+        return None, [Problem(None, None, f"not a Latent Loom workflow (\"format\" must be {FORMAT!r})")]
+    version = data.get("version")
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        return None, [Problem(None, None, f"\"version\" must be a positive integer, got {version!r}")]
+    if version > VERSION:
+        return None, [Problem(None, None, f"made by a newer Latent Loom (format version {version}; "
+                                          f"this one reads up to version {VERSION}): please upgrade")]
+    data = migrate(data)
+    problems = []
+    for key in data:
+        if key not in ("format", "version", "nodes", "ui"):
+            problems.append(Problem(None, None, f"unknown top-level key {key!r}"))
+    ui = data.get("ui", {})
+    if not isinstance(ui, dict):
+        problems.append(Problem(None, None, "\"ui\" must be an object"))
+        ui = {}
+    raw_nodes = data.get("nodes")
+    if not isinstance(raw_nodes, dict):
+        return None, problems + [Problem(None, None, "\"nodes\" must be an object of node id -> node")]
+    if len(raw_nodes) > MAX_NODES:
+        return None, problems + [Problem(None, None, f"too many nodes ({len(raw_nodes)} > {MAX_NODES})")]
+    wf = Workflow(ui=ui)
+    for nid, raw in raw_nodes.items():
+        node, node_problems = _parse_node(nid, raw)
+        problems += node_problems
+        if node is not None:
+            wf.nodes[nid] = node
+    return wf, problems
+
+
+def _parse_node(nid, raw):
+    problems = []
+    if not nid.strip() or len(nid) > 100 or any(ord(c) < 32 for c in nid):
+        problems.append(Problem(nid, None, "a node id must be 1-100 printable characters"))
+    if not isinstance(raw, dict):
+        return None, problems + [Problem(nid, None, "a node must be a JSON object")]
+    for key in raw:
+        if key not in NODE_KEYS:
+            problems.append(Problem(nid, None, f"unknown key {key!r} (a node has {', '.join(NODE_KEYS)})"))
+    ntype = raw.get("type")
+    if not isinstance(ntype, str) or not ntype:
+        return None, problems + [Problem(nid, None, "missing \"type\"")]
+    params, inputs, ui = raw.get("params", {}), raw.get("inputs", {}), raw.get("ui", {})
+    if not isinstance(params, dict):
+        problems.append(Problem(nid, None, "\"params\" must be an object"))
+        params = {}
+    if not isinstance(ui, dict):
+        problems.append(Problem(nid, None, "\"ui\" must be an object"))
+        ui = {}
+    if not isinstance(inputs, dict):
+        problems.append(Problem(nid, None, "\"inputs\" must be an object"))
+        inputs = {}
+    links = {}
+    for port, link in inputs.items():
+        if (isinstance(link, list) and len(link) == 2 and all(isinstance(x, str) for x in link)):
+            links[port] = (link[0], link[1])
+        else:
+            problems.append(Problem(nid, f"input {port!r}",
+                                    "a link must be [\"<source node id>\", \"<source output>\"]"))
+    return Node(ntype, dict(params), links, ui), problems
+
+
+def decode(text, source=None):
+    """Decode workflow JSON text; structural checks come later."""
+    if len(text) > MAX_FILE_BYTES:
+        raise WorkflowError([Problem(None, None, "file is too large for a workflow")], source)
+    try:
+        return json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as e:
+        raise WorkflowError([Problem(None, None, f"not valid JSON: {e}")], source) from None

@@ -1,0 +1,1 @@
+"""Plan, cache keys, cache, executor, events and cancellation. No Qt, no torch."""

@@ -1,0 +1,57 @@
+"""Events the executor emits, for the UI and the CLI."""
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class RunStarted:
+    plan: tuple  # node ids in the order they will be visited
+
+
+@dataclass(frozen=True)
+class NodeStarted:
+    node_id: str
+    type: str
+
+
+@dataclass(frozen=True)
+class NodeCached:
+    node_id: str
+    type: str
+
+
+@dataclass(frozen=True)
+class NodeFinished:
+    node_id: str
+    type: str
+    seconds: float
+
+
+@dataclass(frozen=True)
+class NodeFailed:
+    node_id: str
+    type: str
+    message: str
+
+
+@dataclass(frozen=True)
+class NodeProgress:
+    node_id: str
+    step: int
+    total: int
+    preview: Any = None  # a small PIL image of the current latent, or None
+
+
+@dataclass(frozen=True)
+class NodeLog:
+    node_id: str
+    message: str
+
+
+@dataclass(frozen=True)
+class RunFinished:
+    status: str  # "ok", "failed" or "cancelled"
+    seconds: float
+    executed: tuple = field(default=())
+    cached: tuple = field(default=())
+    outputs: tuple = field(default=())

@@ -1,0 +1,179 @@
+"""Run a validated workflow: plan, key, serve from cache or execute, emit events."""
+import time
+from dataclasses import dataclass, field
+
+from app.core.errors import UserError
+from app.core.workflow import Problem, WorkflowError
+from app.engine import events as ev
+from app.engine.cache import Cache
+from app.engine.cancel import CancelToken, Cancelled
+from app.engine.files import FileProblem, Files, fingerprint
+from app.engine.keys import node_key
+from app.engine.plan import plan, targets_of
+
+
+class NodeError(Exception):
+    """A node failed at run time."""
+
+    def __init__(self, node_id, type, message):
+        self.node_id, self.type, self.message = node_id, type, message
+        super().__init__(f"node {node_id!r} ({type}) failed: {message}")
+
+
+@dataclass
+class RunResult:
+    executed: list = field(default_factory=list)
+    cached: list = field(default_factory=list)
+    outputs: list = field(default_factory=list)
+    seconds: float = 0.0
+    values: dict = field(default_factory=dict)  # node id -> outputs dict, for the nodes visited
+
+
+class Context:
+    """What a node function sees of the engine."""
+
+    def __init__(self, engine, node_id, files, workflow, emit, cancel, result):
+        self.engine, self.node_id, self.env = engine, node_id, engine.env
+        self.output_dir = engine.output_dir
+        self.workflow = workflow  # the JSON document being run, for embedding in outputs
+        self._files, self._emit, self._cancel, self._result = files, emit, cancel, result
+
+    def file(self, param):
+        """The resolved file param: an absolute path, or a hub id."""
+        r = self._files[0][param]
+        return r.path or r.hub_id
+
+    def fingerprint(self, param):
+        """The file param's fingerprint (changes when the file does)."""
+        return self._files[1][param]
+
+    def progress(self, step, total, preview=None):
+        self._cancel.check()
+        self._emit(ev.NodeProgress(self.node_id, step, total, preview() if callable(preview) else preview))
+
+    def check_cancel(self):
+        self._cancel.check()
+
+    def log(self, message):
+        self._emit(ev.NodeLog(self.node_id, message))
+
+    def wrote(self, path):
+        self._result.outputs.append(str(path))
+
+    @property
+    def wants_preview(self):
+        return self.engine.previews
+
+
+class Engine:
+    """One per process (or per editor window): shares its cache across runs and workflows."""
+
+    def __init__(self, catalog, output_dir="output", models_dirs=(), env=None, cache=None, previews=True):
+        self.catalog = catalog
+        self.output_dir = output_dir
+        self.models_dirs = list(models_dirs)
+        self.env = env
+        self.cache = cache if cache is not None else Cache()
+        self.previews = previews
+
+    def resolve_files(self, wf, order, base_dirs=()):
+        """Resolve every file param of the planned nodes; all problems at once."""
+        files = Files(self.models_dirs, base_dirs)
+        resolved, problems = {}, []
+        for nid in order:
+            node, spec = wf.nodes[nid], self.catalog.get(wf.nodes[nid].type)
+            resolved[nid] = {}
+            for p in spec.params:
+                value = node.params.get(p.name, p.default)
+                if p.kind != "file" or (not value and p.optional):
+                    continue
+                try:
+                    resolved[nid][p.name] = files.resolve(value, p.folder, hub_ok=p.hub)
+                except FileProblem as e:
+                    problems.append(Problem(nid, f"param {p.name!r}", str(e)))
+        if problems:
+            raise WorkflowError(problems)
+        return resolved
+
+    def keys(self, wf, order, resolved):
+        """Cache keys and file fingerprints of the planned nodes."""
+        keys, fps = {}, {}
+        for nid in order:
+            node, spec = wf.nodes[nid], self.catalog.get(wf.nodes[nid].type)
+            fps[nid] = {name: fingerprint(r, spec.param(name).fingerprint) for name, r in resolved[nid].items()}
+            upstream = {port: (keys[src], out) for port, (src, out) in node.inputs.items()}
+            keys[nid] = node_key(spec, node.params, fps[nid], upstream)
+        return keys, fps
+
+    def run(self, wf, targets=None, on_event=None, cancel=None, document=None, base_dirs=()):
+        """Run a validated workflow. Raises WorkflowError, NodeError or Cancelled."""
+        emit = on_event or (lambda e: None)
+        cancel = cancel or CancelToken()
+        t_run = time.perf_counter()
+        targets = targets if targets is not None else targets_of(wf, self.catalog)
+        if not targets:
+            raise WorkflowError([Problem(None, None, "nothing to run: the workflow has no output node "
+                                         "(such as SaveImage)")])
+        order = plan(wf, targets)
+        resolved = self.resolve_files(wf, order, base_dirs)
+        keys, fps = self.keys(wf, order, resolved)
+        document = document if document is not None else wf.to_json()
+        result = RunResult()
+        emit(ev.RunStarted(tuple(order)))
+        status = "failed"
+        try:
+            for nid in order:
+                cancel.check()
+                self._visit(wf, nid, keys[nid], (resolved[nid], fps[nid]), document, emit, cancel, result)
+            status = "ok"
+        except Cancelled:
+            status = "cancelled"
+            raise
+        finally:
+            result.seconds = time.perf_counter() - t_run
+            emit(ev.RunFinished(status, result.seconds, tuple(result.executed), tuple(result.cached),
+                                tuple(result.outputs)))
+        return result
+
+    def _visit(self, wf, nid, key, files, document, emit, cancel, result):
+        node = wf.nodes[nid]
+        spec = self.catalog.get(node.type)
+        cached = None if spec.output_node else self.cache.get(key)
+        if cached is not None:
+            result.cached.append(nid)
+            result.values[nid] = cached
+            emit(ev.NodeCached(nid, spec.type))
+            return
+        emit(ev.NodeStarted(nid, spec.type))
+        t0 = time.perf_counter()
+        kwargs = {port: result.values[src][out] for port, (src, out) in node.inputs.items()}
+        kwargs.update(node.params)
+        ctx = Context(self, nid, files, document, emit, cancel, result)
+        try:
+            out = spec.fn(ctx, **kwargs)
+        except Cancelled:
+            raise
+        except UserError as e:
+            emit(ev.NodeFailed(nid, spec.type, str(e)))
+            raise NodeError(nid, spec.type, str(e)) from e
+        except Exception as e:  # a bug or a library error: keep one line for the user
+            message = f"{type(e).__name__}: {(str(e).strip().splitlines() or [''])[0]}"
+            emit(ev.NodeFailed(nid, spec.type, message))
+            raise NodeError(nid, spec.type, message) from e
+        outputs = self._outputs(spec, out)
+        if not spec.output_node:
+            self.cache.put(key, outputs)
+        result.values[nid] = outputs
+        result.executed.append(nid)
+        emit(ev.NodeFinished(nid, spec.type, time.perf_counter() - t0))
+
+    @staticmethod
+    def _outputs(spec, out):
+        names = [p.name for p in spec.outputs]
+        if len(names) == 1 and not (isinstance(out, dict) and set(out) == set(names)):
+            out = {names[0]: out}
+        out = out or {}
+        missing = [n for n in names if n not in out]
+        if missing:
+            raise NodeError("?", spec.type, f"node function returned no {', '.join(missing)}")
+        return out

@@ -1,0 +1,45 @@
+"""Executor events as terminal lines and a tqdm bar for sampler steps."""
+import sys
+
+from app.engine import events as ev
+
+
+class Progress:
+    def __init__(self, label, enabled=True, stream=sys.stderr):
+        self.label, self.enabled, self.stream = label, enabled, stream
+        self.bar = None
+
+    def __call__(self, e):
+        if not self.enabled:
+            return
+        if isinstance(e, ev.NodeProgress):
+            if self.bar is None or self.bar.total != e.total:
+                self._close_bar()
+                from tqdm import tqdm
+                self.bar = tqdm(total=e.total, desc=f"  {e.node_id}", unit="step", file=self.stream,
+                                leave=False)
+            self.bar.update(e.step - self.bar.n)
+            return
+        self._close_bar()
+        if isinstance(e, ev.RunStarted):
+            self._line(f"{self.label}: {len(e.plan)} nodes")
+        elif isinstance(e, ev.NodeCached):
+            self._line(f"  {e.node_id} ({e.type}): cached")
+        elif isinstance(e, ev.NodeFinished):
+            self._line(f"  {e.node_id} ({e.type}): {e.seconds:.2f}s")
+        elif isinstance(e, ev.NodeLog):
+            self._line(f"  {e.node_id}: {e.message}")
+        elif isinstance(e, ev.RunFinished):
+            self._line(f"{self.label}: {e.status} in {e.seconds:.2f}s "
+                       f"({len(e.executed)} ran, {len(e.cached)} cached)")
+
+    def _line(self, text):
+        print(text, file=self.stream, flush=True)
+
+    def _close_bar(self):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+    def close(self):
+        self._close_bar()

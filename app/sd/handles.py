@@ -1,0 +1,64 @@
+"""Small values that travel along edges. Handles name models; they never carry mutated modules."""
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class LoraRef:
+    path: str        # resolved file path
+    identity: str    # file fingerprint: a changed file is a different LoRA
+    strength: float
+
+
+@dataclass(frozen=True)
+class ModelHandle:
+    """A U-Net: the loaded checkpoint it comes from plus the LoRA stack to activate."""
+    checkpoint: str
+    loras: tuple = ()
+
+
+@dataclass(frozen=True)
+class ClipHandle:
+    checkpoint: str
+    loras: tuple = ()
+
+
+@dataclass(frozen=True)
+class VaeHandle:
+    checkpoint: str
+
+
+@dataclass(frozen=True)
+class SchedulerHandle:
+    """A scheduler description: class name plus full config. Built fresh for every run."""
+    name: str
+    class_name: str
+    config_json: str  # the resolved config, as sorted JSON
+
+    @property
+    def config(self):
+        import json
+        return json.loads(self.config_json)
+
+
+@dataclass(frozen=True)
+class NoiseSpec:
+    """A seeded noise source: the sampler draws all its noise from one CPU generator."""
+    seed: int
+
+
+@dataclass(eq=False)
+class Conditioning:
+    embeds: Any          # tensor [1, 77 * chunks, dim]
+    clip: ClipHandle     # to encode an empty chunk when the other side is longer
+    clip_skip: int = 0
+    text: str = ""
+
+
+@dataclass(eq=False)
+class Latent:
+    samples: Any                  # tensor [batch, 4, h/8, w/8], already scaled by the VAE factor
+    empty: bool = False           # from EmptyLatent: text-to-image starts from pure noise
+    mask: Any = None              # [batch, 1, h/8, w/8], 1 = repaint (inpainting)
+    masked_image_latents: Any = None  # for 9-channel inpainting models
+    extra: dict = field(default_factory=dict)

@@ -1,0 +1,39 @@
+"""Latents <-> images with the VAE, and image tensors <-> PIL, as diffusers' image processor does."""
+import torch
+from diffusers.image_processor import VaeImageProcessor
+
+# A cheap linear latent -> RGB map for SD 1.x previews.
+PREVIEW_FACTORS = torch.tensor([
+    [0.298, 0.207, 0.208], [0.187, 0.286, 0.173], [-0.158, 0.189, 0.264], [-0.184, -0.271, -0.473]])
+
+
+@torch.no_grad()
+def decode(vae, latents):
+    """Latents -> IMAGE: float tensor [batch, 3, H, W] in 0..1 on the CPU."""
+    latents = latents.to(device=vae.device, dtype=vae.dtype)
+    image = vae.decode(latents / vae.config.scaling_factor, return_dict=False)[0]
+    return VaeImageProcessor.denormalize(image).cpu().float()
+
+
+@torch.no_grad()
+def encode(vae, image):
+    """IMAGE in 0..1 -> scaled latents (the mean of the latent distribution)."""
+    x = VaeImageProcessor.normalize(image.to(device=vae.device, dtype=vae.dtype))
+    return vae.encode(x).latent_dist.mean * vae.config.scaling_factor
+
+
+def to_pil(image):
+    """IMAGE -> list of PIL images, rounding as diffusers does."""
+    return VaeImageProcessor.numpy_to_pil(VaeImageProcessor.pt_to_numpy(image))
+
+
+def from_pil(pil_images):
+    """PIL images of one size -> IMAGE [batch, 3, H, W] in 0..1."""
+    return VaeImageProcessor.numpy_to_pt(VaeImageProcessor.pil_to_numpy([im.convert("RGB") for im in pil_images]))
+
+
+@torch.no_grad()
+def preview(latents):
+    """The first latent of a batch as a small PIL image."""
+    rgb = torch.einsum("chw,cr->rhw", latents[0, :4].float().cpu(), PREVIEW_FACTORS)
+    return to_pil(((rgb + 1) / 2).clamp(0, 1)[None])[0]

@@ -1,0 +1,136 @@
+"""The process-wide model store: each checkpoint is loaded once and shared read-only."""
+import json
+import logging
+import struct
+import tempfile
+import threading
+from collections import OrderedDict
+from pathlib import Path
+
+import torch
+
+from app.core.errors import UserError
+
+RESOURCES = Path(__file__).resolve().parents[2] / "resources"
+UNET_IN = "model.diffusion_model.input_blocks.0.0.weight"
+
+
+class ModelStore:
+    def __init__(self, device="cpu", allow_pickle=False, max_models=2):
+        self.device = device
+        self.allow_pickle = allow_pickle  # legacy .ckpt files: the user's opt-in, never a workflow's
+        self.max_models = max_models
+        self._models = OrderedDict()  # key -> components, least recently used first
+        self._sources = {}  # key -> (source, config, dtype), to reload after eviction
+        self._lock = threading.RLock()
+        self.loads = 0  # how many checkpoints were actually read (for tests and reports)
+
+    def get(self, key):
+        with self._lock:
+            if key not in self._models:
+                self._models[key] = self._components(self._read(*self._sources[key]))
+                self.loads += 1
+                self._evict()
+            self._models.move_to_end(key)
+            return self._models[key]
+
+    def load(self, identity, source, config="", dtype=torch.float32):
+        """Load (once) and return the store key. source: a folder, a file or a hub id."""
+        key = f"{identity}|config={config}|{dtype}|{self.device}"
+        with self._lock:
+            self._sources[key] = (source, config, dtype)
+            self.get(key)
+        return key
+
+    def _evict(self):
+        while len(self._models) > self.max_models:
+            self._models.popitem(last=False)
+
+    def _read(self, source, config, dtype):
+        from diffusers import StableDiffusionPipeline
+        logging.getLogger("diffusers").setLevel(logging.ERROR)
+        common = dict(torch_dtype=dtype, safety_checker=None, requires_safety_checker=False)
+        path = Path(source)
+        if path.is_dir():
+            if not (path / "model_index.json").exists():
+                raise UserError(f"{source} is a folder but not a diffusers model (no model_index.json)")
+            return StableDiffusionPipeline.from_pretrained(source, local_files_only=True, **common)
+        if path.is_file():
+            return self._read_single_file(path, config, dtype)
+        return StableDiffusionPipeline.from_pretrained(source, **common)  # a hub id
+
+    def _read_single_file(self, path, config, dtype):
+        from diffusers import StableDiffusionInpaintPipeline, StableDiffusionPipeline
+        suffix = path.suffix.lower()
+        tmp = None
+        if suffix in (".ckpt", ".pt", ".pth", ".bin"):
+            if not self.allow_pickle:
+                raise UserError(f"{path.name} is a legacy pickle checkpoint; these can run code when loaded. "
+                                "Convert it to .safetensors, or opt in with --allow-pickle-checkpoints "
+                                "(then it is read with torch.load(weights_only=True) only)")
+            tmp = _pickle_to_safetensors(path)
+            path = Path(tmp.name)
+        elif suffix != ".safetensors":
+            raise UserError(f"{path.name}: unsupported checkpoint file type (use .safetensors)")
+        try:
+            in_channels = _unet_in_channels(path)
+            kw = dict(local_files_only=True, torch_dtype=dtype, safety_checker=None,
+                      requires_safety_checker=False)
+            if config and config.lower().endswith((".yaml", ".yml")):
+                kw["original_config"] = config
+            else:
+                kw["config"] = config or str(RESOURCES / ("sd15-inpainting" if in_channels == 9 else "sd15"))
+            cls = StableDiffusionInpaintPipeline if in_channels == 9 else StableDiffusionPipeline
+            try:
+                return cls.from_single_file(str(path), **kw)
+            except Exception as e:
+                raise UserError(f"{path.name}: could not load as a Stable Diffusion 1.x checkpoint "
+                                f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
+                                "for other architectures set the 'config' param") from e
+        finally:
+            if tmp is not None:
+                Path(tmp.name).unlink(missing_ok=True)
+
+    def _components(self, pipe):
+        for module in (pipe.unet, pipe.vae, pipe.text_encoder):
+            module.to(self.device)
+            module.eval()
+            module.requires_grad_(False)
+        return {
+            "unet": pipe.unet, "vae": pipe.vae, "text_encoder": pipe.text_encoder,
+            "tokenizer": pipe.tokenizer,
+            # The full config (underscore keys included), as diffusers users pass it to from_config.
+            "scheduler_config": dict(pipe.scheduler.config),
+            "inpaint": pipe.unet.config.in_channels == 9,
+            "lora": {},  # adapter name -> LoraRef loaded into these modules (app.sd.lora)
+            "lock": threading.RLock(),  # held while a run activates adapters on these modules
+        }
+
+
+def _unet_in_channels(path):
+    """Read conv_in's input channels from a safetensors header without loading tensors."""
+    with open(path, "rb") as f:
+        size = struct.unpack("<Q", f.read(8))[0]
+        if size > 100 * 1024 * 1024:
+            raise UserError(f"{path.name}: not a valid safetensors file")
+        try:
+            header = json.loads(f.read(size))
+        except ValueError:
+            raise UserError(f"{path.name}: not a valid safetensors file") from None
+    entry = header.get(UNET_IN)
+    if entry is None:
+        raise UserError(f"{path.name}: not an original-layout Stable Diffusion 1.x checkpoint "
+                        f"(no {UNET_IN}); a diffusers folder or a hub id loads as well")
+    return entry["shape"][1]
+
+
+def _pickle_to_safetensors(path):
+    from safetensors.torch import save_file
+    data = torch.load(path, map_location="cpu", weights_only=True)
+    while isinstance(data, dict) and "state_dict" in data:
+        data = data["state_dict"]
+    tensors = {k: v.contiguous() for k, v in data.items() if isinstance(v, torch.Tensor)}
+    tmp = tempfile.NamedTemporaryFile(suffix=".safetensors", delete=False)
+    tmp.close()
+    save_file(tensors, tmp.name)
+    return tmp

@@ -1,0 +1,38 @@
+"""Prompt encoding as diffusers' encode_prompt does it; long prompts are chunked, not truncated."""
+import torch
+
+from app.sd.handles import Conditioning
+
+CHUNK = 75  # tokens per chunk, plus start and end tokens = 77
+
+
+def token_chunks(tokenizer, text):
+    """Token id lists of 77: [start] + up to 75 tokens + [end] + padding, one per chunk."""
+    ids = tokenizer(text, add_special_tokens=False, truncation=False).input_ids
+    pieces = [ids[i:i + CHUNK] for i in range(0, len(ids), CHUNK)] or [[]]
+    pad = tokenizer.pad_token_id
+    return [[tokenizer.bos_token_id] + p + [tokenizer.eos_token_id] + [pad] * (CHUNK - len(p)) for p in pieces]
+
+
+@torch.no_grad()
+def encode_ids(text_encoder, ids, clip_skip=0):
+    """One chunk of 77 ids -> [1, 77, dim], last layer or clip_skip layers earlier."""
+    device = text_encoder.device
+    ids = torch.tensor([ids], device=device)
+    if clip_skip == 0:
+        out = text_encoder(ids, attention_mask=None)[0]
+    else:
+        hidden = text_encoder(ids, attention_mask=None, output_hidden_states=True)[-1][-(clip_skip + 1)]
+        # transformers 5.x: CLIPTextModel has no .text_model; 4.x has.
+        out = getattr(text_encoder, "text_model", text_encoder).final_layer_norm(hidden)
+    return out.to(dtype=text_encoder.dtype, device=device)
+
+
+def encode(components, clip, text, clip_skip=0):
+    te, tok = components["text_encoder"], components["tokenizer"]
+    chunks = [encode_ids(te, ids, clip_skip) for ids in token_chunks(tok, text)]
+    return Conditioning(torch.cat(chunks, dim=1), clip, clip_skip, text)
+
+
+def empty_chunk(components, clip_skip=0):
+    return encode_ids(components["text_encoder"], token_chunks(components["tokenizer"], "")[0], clip_skip)

@@ -1,0 +1,5 @@
+"""Built-in nodes. Each module declares plain functions with @node; importing is cheap (no torch)."""
+from nodes.base import catalog
+from nodes import loaders, conditioning, latent, sampling, image  # noqa: F401  (they register)
+
+__all__ = ["catalog"]

@@ -1,0 +1,24 @@
+"""Text conditioning."""
+from app.core.spec import In, Int, Out, Text
+from app.core.types import CLIP, CONDITIONING
+from nodes.base import node
+
+
+@node("TextEncode", "conditioning",
+      "Encode a prompt with the CLIP text encoder. Prompts longer than 77 tokens are split into "
+      "chunks of 75 tokens, each encoded on its own and joined, never silently truncated.",
+      inputs=[In("clip", CLIP)],
+      outputs=[Out("conditioning", CONDITIONING)],
+      params=[Text("text", "", "The prompt."),
+              Int("clip_skip", 0, "Skip this many final layers: 0 = last layer; 1 = A1111's 'clip skip 2'.",
+                  min=0, max=10)])
+def text_encode(ctx, clip, text, clip_skip):
+    from app.sd import text as sd_text
+    from app.sd.lora import activated
+    comps = ctx.env.store.get(clip.checkpoint)
+    depth = comps["text_encoder"].config.num_hidden_layers
+    if clip_skip >= depth:
+        from app.core.errors import UserError
+        raise UserError(f"clip_skip {clip_skip} is too large for a text encoder of {depth} layers")
+    with activated(ctx.env, comps, clip.loras, "text_encoder"):
+        return sd_text.encode(comps, clip, text, clip_skip)

@@ -1,0 +1,28 @@
+"""Loading checkpoints."""
+from app.core.spec import Choice, File, Out
+from app.core.types import CLIP, MODEL, VAE
+from nodes.base import node
+
+
+@node("LoadCheckpoint", "loaders",
+      "Load a Stable Diffusion 1.x checkpoint: a diffusers folder, a single-file .safetensors in the "
+      "original layout, or a Hugging Face repo id. Loaded once per process and shared.",
+      outputs=[Out("model", MODEL, "The U-Net."), Out("clip", CLIP, "The text encoder and tokenizer."),
+               Out("vae", VAE, "The autoencoder.")],
+      params=[
+          File("path", "checkpoints", "v1-5-pruned-emaonly.safetensors", hub=True,
+               extensions=(".safetensors", ".ckpt"),
+               help="Checkpoint file or folder, relative to the models folders, or a hub repo id."),
+          File("config", "configs", "", optional=True, extensions=(".yaml", ".json"),
+               help="Optional diffusers config folder or original .yaml for single files "
+                    "that are not SD 1.x (SD 1.x and SD 1.5 inpainting are built in)."),
+          Choice("dtype", ["auto", "fp32", "fp16", "bf16"], help="Weights precision; auto is fp16 on "
+                 "a GPU and fp32 on the CPU."),
+      ])
+def load_checkpoint(ctx, path, config, dtype):
+    from app.sd.device import pick_dtype
+    from app.sd.handles import ClipHandle, ModelHandle, VaeHandle
+    config_path = ctx.file("config") if config else ""
+    key = ctx.env.store.load(ctx.fingerprint("path"), ctx.file("path"), config_path,
+                             pick_dtype(dtype, ctx.env.device))
+    return {"model": ModelHandle(key), "clip": ClipHandle(key), "vae": VaeHandle(key)}
