@@ -1,0 +1,2 @@
+"""lora nodes (being written)"""
+from nodes.base import node  # noqa: F401

@@ -1,0 +1,2 @@
+"""masks nodes (being written)"""
+from nodes.base import node  # noqa: F401
