@@ -1,6 +1,6 @@
 """Latents and noise."""
-from app.core.spec import Int, Out, Seed
-from app.core.types import LATENT, NOISE
+from app.core.spec import In, Int, Out, Seed
+from app.core.types import IMAGE, LATENT, MASK, NOISE, VAE
 from nodes.base import node
 
 
@@ -29,3 +29,60 @@ def empty_latent(ctx, width, height, batch_size):
 def latent_noise(ctx, seed):
     from app.sd.handles import NoiseSpec
     return NoiseSpec(seed)
+
+
+def _vae_and_pixels(ctx, vae, image):
+    from app.sd import images
+    model = ctx.env.store.get(vae.checkpoint)["vae"]
+    pixels = images.prepare(model, image)
+    if tuple(pixels.shape[-2:]) != tuple(image.shape[-2:]):
+        ctx.log(f"image {image.shape[-1]}x{image.shape[-2]} resized to {pixels.shape[-1]}x{pixels.shape[-2]} "
+                f"(multiples of {images.scale_factor(model)})")
+    return model, pixels
+
+
+@node("VAEEncode", "latent",
+      "Encode images into latents with the VAE (the latent distribution's mean, scaled by the VAE's "
+      "scaling factor: deterministic). Sizes that are not multiples of 8 are resized down, as diffusers does.",
+      inputs=[In("vae", VAE), In("image", IMAGE)],
+      outputs=[Out("latent", LATENT)])
+def vae_encode(ctx, vae, image):
+    from app.sd import images
+    from app.sd.handles import Latent
+    model, pixels = _vae_and_pixels(ctx, vae, image)
+    return Latent(images.encode(model, pixels))
+
+
+def _mask_for(ctx, mask, height, width, factor):
+    from app.sd import images
+    if tuple(mask.shape[-2:]) != (height, width):
+        ctx.log(f"mask {mask.shape[-1]}x{mask.shape[-2]} resized to the image's {width}x{height}")
+    return images.latent_mask(mask, height, width, factor)
+
+
+@node("SetLatentMask", "latent",
+      "Attach an inpainting mask (white = repaint) to a latent, for ordinary 4-channel models: the "
+      "sampler re-noises the original latent outside the mask at every step, as diffusers' inpaint "
+      "pipeline does.",
+      inputs=[In("latent", LATENT), In("mask", MASK)],
+      outputs=[Out("latent", LATENT)])
+def set_latent_mask(ctx, latent, mask):
+    from app.sd.handles import Latent
+    h, w = latent.samples.shape[-2:]
+    _, small = _mask_for(ctx, mask, h * 8, w * 8, 8)
+    return Latent(latent.samples, mask=small)
+
+
+@node("InpaintEncode", "latent",
+      "Encode an image and a mask for 9-channel inpainting checkpoints (SD 1.5 inpainting layout): the "
+      "latent carries the image latents, the mask and the masked-image latents.",
+      inputs=[In("vae", VAE), In("image", IMAGE), In("mask", MASK)],
+      outputs=[Out("latent", LATENT)])
+def inpaint_encode(ctx, vae, image, mask):
+    from app.sd import images
+    from app.sd.handles import Latent
+    model, pixels = _vae_and_pixels(ctx, vae, image)
+    h, w = pixels.shape[-2:]
+    full, small = _mask_for(ctx, mask, h, w, images.scale_factor(model))
+    masked = pixels * (full < 0.5)
+    return Latent(images.encode(model, pixels), mask=small, masked_image_latents=images.encode(model, masked))

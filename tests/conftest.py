@@ -50,7 +50,7 @@ def runtime():
 def engine(runtime, tmp_path):
     from app.engine.executor import Engine
     from nodes import catalog
-    return Engine(catalog, output_dir=tmp_path / "out", env=runtime, previews=False)
+    return Engine(catalog, output_dir=tmp_path / "out", env=runtime, previews=False, base_dirs=[WORKFLOWS])
 
 
 def load_workflow(name, **sets):

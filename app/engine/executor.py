@@ -68,8 +68,10 @@ class Context:
 class Engine:
     """One per process (or per editor window): shares its cache across runs and workflows."""
 
-    def __init__(self, catalog, output_dir="output", models_dirs=(), env=None, cache=None, previews=True):
+    def __init__(self, catalog, output_dir="output", models_dirs=(), env=None, cache=None, previews=True,
+                 base_dirs=()):
         self.catalog = catalog
+        self.base_dirs = list(base_dirs)  # also searched for relative file params (after models_dirs)
         self.output_dir = output_dir
         self.models_dirs = list(models_dirs)
         self.env = env
@@ -78,7 +80,7 @@ class Engine:
 
     def resolve_files(self, wf, order, base_dirs=()):
         """Resolve every file param of the planned nodes; all problems at once."""
-        files = Files(self.models_dirs, base_dirs)
+        files = Files(self.models_dirs, list(base_dirs) + self.base_dirs)
         resolved, problems = {}, []
         for nid in order:
             node, spec = wf.nodes[nid], self.catalog.get(wf.nodes[nid].type)

@@ -15,11 +15,29 @@ def decode(vae, latents):
     return VaeImageProcessor.denormalize(image).cpu().float()
 
 
+def scale_factor(vae):
+    return 2 ** (len(vae.config.block_out_channels) - 1)
+
+
+def prepare(vae, image):
+    """IMAGE in 0..1 -> normalized -1..1, resized down to multiples of the VAE factor as diffusers does."""
+    return VaeImageProcessor(vae_scale_factor=scale_factor(vae)).preprocess(image)
+
+
 @torch.no_grad()
-def encode(vae, image):
-    """IMAGE in 0..1 -> scaled latents (the mean of the latent distribution)."""
-    x = VaeImageProcessor.normalize(image.to(device=vae.device, dtype=vae.dtype))
+def encode(vae, pixels):
+    """Normalized pixels (from prepare) -> scaled latents: the latent distribution's mean."""
+    x = pixels.to(device=vae.device, dtype=vae.dtype)
     return vae.encode(x).latent_dist.mean * vae.config.scaling_factor
+
+
+def latent_mask(mask, height, width, factor):
+    """MASK -> the inpaint pipelines' mask: resized to the image, binarized, then nearest to latent size."""
+    proc = VaeImageProcessor(vae_scale_factor=factor, do_normalize=False, do_binarize=True,
+                             do_convert_grayscale=True)
+    full = proc.preprocess(mask, height=height, width=width)
+    small = torch.nn.functional.interpolate(full, size=(height // factor, width // factor))
+    return full, small
 
 
 def to_pil(image):

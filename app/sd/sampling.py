@@ -35,6 +35,14 @@ def _pad(embeds, length, chunk):
     return embeds
 
 
+def _batched(x, batch):
+    if x.shape[0] == batch:
+        return x
+    if batch % x.shape[0]:
+        raise UserError(f"a batch of {x.shape[0]} masks or images does not divide the batch of {batch} latents")
+    return x.repeat(batch // x.shape[0], 1, 1, 1)
+
+
 def _step_kwargs(scheduler, generator):
     params = set(inspect.signature(scheduler.step).parameters)
     kw = {}
@@ -89,10 +97,10 @@ def sample(unet, positive, negative, latent, seed, scheduler_handle, steps, cfg,
     else:
         latents = scheduler.add_noise(init, noise, timesteps[:1].repeat(batch))
     if inpaint:
-        mask = latent.mask.to(device=device, dtype=dtype)
+        mask = _batched(latent.mask, batch).to(device=device, dtype=dtype)
         mask_in = torch.cat([mask] * 2) if do_cfg else mask
         if nine:
-            masked = latent.masked_image_latents.to(device=device, dtype=dtype)
+            masked = _batched(latent.masked_image_latents, batch).to(device=device, dtype=dtype)
             masked_in = torch.cat([masked] * 2) if do_cfg else masked
     step_kw = _step_kwargs(scheduler, generator)
     for i, t in enumerate(timesteps):
