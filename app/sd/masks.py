@@ -112,7 +112,7 @@ def resize(x, width, height, method="lanczos"):
     for b in range(x.shape[0]):
         for c in range(x.shape[1]):
             plane = Image.fromarray(x[b, c].float().contiguous().numpy())  # mode "F"
-            out[b, c] = torch.from_numpy(np.asarray(plane.resize((width, height), resample)))
+            out[b, c] = torch.from_numpy(np.array(plane.resize((width, height), resample)))
     return out.clamp_(0, 1)
 
 
@@ -155,13 +155,12 @@ def grow(mask, pixels, shape="square"):
 
 
 def _dilate(m, r, shape):
-    if shape == "square":
-        return F.max_pool2d(m, 2 * r + 1, stride=1, padding=r)
-    # Disk: for each row offset dy the disk is a run of half-width w(dy); build the horizontal
-    # maxima for w = 0..r incrementally and take each row's when its width is reached.
+    # The kernel is a run of half-width w(dy) on each row offset dy (r for a square, the disk's
+    # otherwise): build the horizontal maxima for w = 0..r incrementally and take each row's
+    # when its width is reached. O(r) whole-image passes, fine for large r.
     H, W = m.shape[-2:]
     pad = F.pad(m, (r, r, r, r), value=float("-inf"))
-    half = {dy: math.isqrt(r * r - dy * dy) for dy in range(-r, r + 1)}
+    half = {dy: r if shape == "square" else math.isqrt(r * r - dy * dy) for dy in range(-r, r + 1)}
     h = pad[..., r:r + W]
     out = None
     for w in range(r + 1):
