@@ -49,7 +49,7 @@ class ModelStore:
     def _read(self, source, config, dtype):
         from diffusers import StableDiffusionPipeline
         logging.getLogger("diffusers").setLevel(logging.ERROR)
-        common = dict(torch_dtype=dtype, safety_checker=None, requires_safety_checker=False)
+        common = dict(dtype=dtype, safety_checker=None, requires_safety_checker=False)
         path = Path(source)
         if path.is_dir():
             if not (path / "model_index.json").exists():
@@ -74,7 +74,7 @@ class ModelStore:
             raise UserError(f"{path.name}: unsupported checkpoint file type (use .safetensors)")
         try:
             in_channels = _unet_in_channels(path)
-            kw = dict(local_files_only=True, torch_dtype=dtype, safety_checker=None,
+            kw = dict(local_files_only=True, dtype=dtype, safety_checker=None,
                       requires_safety_checker=False)
             if config and config.lower().endswith((".yaml", ".yml")):
                 kw["original_config"] = config
