@@ -1,0 +1,320 @@
+"""The open workflow and the one command layer that edits it.
+
+The document is the engine's Qt-free ``Workflow``. Every edit goes through a
+method here (add_node, remove_nodes, connect, disconnect, set_param, move,
+paste...), which pushes a ``QUndoCommand`` made of primitive operations. Each
+primitive changes the Workflow and emits a signal; the graph view and the
+properties panel follow those signals. Nothing else changes the Workflow.
+"""
+from app.ui import qtcompat  # noqa: F401  (first: binding work-arounds)
+import copy
+import re
+from pathlib import Path
+
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtGui import QUndoCommand, QUndoStack
+
+from app.core import types
+from app.core.validate import check
+from app.core.workflow import Node, Problem, Workflow, WorkflowError
+
+CLIPBOARD_FORMAT = "latentloom.clipboard"
+_MISSING = object()
+_MERGE_ID = 4242
+
+
+class LinkRefused(ValueError):
+    """A connection the document will not make; the message says why."""
+
+
+def snake(name):
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name).lower()
+
+
+class _Edit(QUndoCommand):
+    """A list of primitive operations and the list that reverts them."""
+
+    def __init__(self, text, redo_ops, undo_ops, merge_key=None):
+        super().__init__(text)
+        self.redo_ops, self.undo_ops, self.merge_key = list(redo_ops), list(undo_ops), merge_key
+
+    def redo(self):
+        for fn, *args in self.redo_ops:
+            fn(*args)
+
+    def undo(self):
+        for fn, *args in self.undo_ops:
+            fn(*args)
+
+    def id(self):
+        return _MERGE_ID if self.merge_key is not None else -1
+
+    def mergeWith(self, other):
+        if other.merge_key is None or other.merge_key != self.merge_key:
+            return False
+        self.redo_ops = other.redo_ops
+        return True
+
+
+class Document(QObject):
+    node_added = Signal(str)
+    node_removed = Signal(str)
+    input_changed = Signal(str, str)   # node id, input port
+    param_changed = Signal(str, str)   # node id, param name
+    node_moved = Signal(str)
+    reset = Signal()                   # the whole workflow was replaced
+    changed = Signal()                 # after any edit
+    path_changed = Signal()
+
+    def __init__(self, catalog, parent=None):
+        super().__init__(parent)
+        self.catalog = catalog
+        self.workflow = Workflow()
+        self.undo_stack = QUndoStack(self)
+        self.path = None          # the .json file it is saved in, or None
+        self.origin = None        # where it was read from (a .json or a PNG)
+        self.new_params = {}      # param defaults for new nodes, by param name (e.g. dtype)
+
+    # --- whole documents -------------------------------------------------
+
+    def load(self, data, path=None, origin=None):
+        """Replace the workflow with a decoded document. Returns the non-fatal problems.
+
+        Raises WorkflowError when the document cannot be shown at all (not a
+        workflow, or node types this build does not know: dropping them would
+        lose work).
+        """
+        wf, problems = check(copy.deepcopy(data), self.catalog)
+        if wf is None:
+            raise WorkflowError(problems, origin)
+        unknown = [p for p in problems if p.message.startswith("unknown node type")]
+        if unknown:
+            raise WorkflowError(unknown, origin)
+        self.workflow = wf
+        self.path, self.origin = path, origin or path
+        self.undo_stack.clear()
+        self.undo_stack.setClean()
+        self.reset.emit()
+        self.path_changed.emit()
+        self.changed.emit()
+        return problems
+
+    def new(self):
+        self.load({"format": "latentloom.workflow", "version": 1, "nodes": {}})
+
+    def to_json(self):
+        """The document as JSON data (a copy: Workflow.to_json shares the ui dicts)."""
+        return copy.deepcopy(self.workflow.to_json())
+
+    def save(self, path):
+        path = Path(path)
+        path.write_text(self.workflow.dumps(), encoding="utf-8")
+        self.path = self.origin = str(path)
+        self.undo_stack.setClean()
+        self.path_changed.emit()
+
+    @property
+    def dirty(self):
+        return not self.undo_stack.isClean()
+
+    def problems(self):
+        """Validation problems of the current workflow (on a copy)."""
+        return check(self.to_json(), self.catalog)[1]
+
+    # --- queries -----------------------------------------------------------
+
+    def node(self, nid):
+        return self.workflow.nodes[nid]
+
+    def spec(self, nid):
+        return self.catalog.get(self.workflow.nodes[nid].type)
+
+    def pos(self, nid):
+        pos = self.workflow.nodes[nid].ui.get("pos")
+        if isinstance(pos, (list, tuple)) and len(pos) == 2 and all(isinstance(v, (int, float)) for v in pos):
+            return float(pos[0]), float(pos[1])
+        return None
+
+    def fresh_id(self, type, taken=()):
+        base = snake(type) or "node"
+        nid, n = base, 1
+        while nid in self.workflow.nodes or nid in taken:
+            n += 1
+            nid = f"{base}_{n}"
+        return nid
+
+    def check_link(self, src, out, dst, inp):
+        """Why linking src.out -> dst.inp is refused, or None when it is fine."""
+        nodes = self.workflow.nodes
+        if src not in nodes or dst not in nodes:
+            return "no such node"
+        s_spec, d_spec = self.spec(src), self.spec(dst)
+        o, i = s_spec.output(out), d_spec.input(inp)
+        if o is None or i is None:
+            return f"{src}.{out} -> {dst}.{inp}: no such port"
+        if not types.compatible(o.type, i.type):
+            return (f"Cannot connect {src}.{out} ({o.type}) to {dst}.{inp} ({i.type}): "
+                    f"the types do not match")
+        if src == dst or src in self.workflow.downstream(dst):
+            return f"Cannot connect {src}.{out} to {dst}.{inp}: it would make a cycle"
+        return None
+
+    # --- primitives (no undo; each emits its signal) ------------------------
+
+    def _insert(self, nid, node):
+        self.workflow.nodes[nid] = copy.deepcopy(node)
+        self.node_added.emit(nid)
+
+    def _delete(self, nid):
+        del self.workflow.nodes[nid]
+        self.node_removed.emit(nid)
+
+    def _set_input(self, nid, port, link):
+        inputs = self.workflow.nodes[nid].inputs
+        if link is None:
+            inputs.pop(port, None)
+        else:
+            inputs[port] = tuple(link)
+        self.input_changed.emit(nid, port)
+
+    def _set_param(self, nid, name, value):
+        params = self.workflow.nodes[nid].params
+        if value is _MISSING:
+            params.pop(name, None)
+        else:
+            params[name] = value
+        self.param_changed.emit(nid, name)
+
+    def _set_pos(self, nid, pos):
+        ui = self.workflow.nodes[nid].ui
+        if pos is None:
+            ui.pop("pos", None)
+        else:
+            ui["pos"] = [round(float(pos[0]), 1), round(float(pos[1]), 1)]
+        self.node_moved.emit(nid)
+
+    def place(self, nid, pos):
+        """Give a node without a position one, outside the undo history (automatic layout)."""
+        self.workflow.nodes[nid].ui["pos"] = [round(float(pos[0]), 1), round(float(pos[1]), 1)]
+
+    def _push(self, text, redo_ops, undo_ops, merge_key=None):
+        self.undo_stack.push(_Edit(text, redo_ops, undo_ops, merge_key))
+        self.changed.emit()
+
+    # --- edits ---------------------------------------------------------------
+
+    def add_node(self, type, pos=None, params=None, nid=None):
+        spec = self.catalog.get(type)
+        if spec is None:
+            raise KeyError(f"unknown node type {type!r}")
+        nid = nid or self.fresh_id(type)
+        if nid in self.workflow.nodes:
+            raise ValueError(f"node id {nid!r} is taken")
+        values = spec.defaults()
+        for p in spec.params:
+            preset = self.new_params.get(p.name, _MISSING)
+            if preset is not _MISSING and p.check(preset) is None:
+                values[p.name] = preset
+        values.update(params or {})
+        node = Node(type, values, {}, {"pos": [float(pos[0]), float(pos[1])]} if pos else {})
+        self._push(f"Add {type}", [(self._insert, nid, node)], [(self._delete, nid)])
+        return nid
+
+    def remove_nodes(self, ids):
+        ids = [nid for nid in dict.fromkeys(ids) if nid in self.workflow.nodes]
+        if not ids:
+            return
+        gone = set(ids)
+        cut = [(nid, port, link) for nid, n in self.workflow.nodes.items() if nid not in gone
+               for port, link in n.inputs.items() if link[0] in gone]
+        redo = [(self._set_input, nid, port, None) for nid, port, _ in cut]
+        redo += [(self._delete, nid) for nid in ids]
+        undo = [(self._insert, nid, copy.deepcopy(self.workflow.nodes[nid])) for nid in ids]
+        undo += [(self._set_input, nid, port, link) for nid, port, link in cut]
+        self._push(f"Delete {len(ids)} node{'s' if len(ids) > 1 else ''}", redo, undo)
+
+    def connect(self, src, out, dst, inp):
+        """Link src.out to dst.inp, replacing the input's old link. Raises LinkRefused."""
+        problem = self.check_link(src, out, dst, inp)
+        if problem:
+            raise LinkRefused(problem)
+        old = self.workflow.nodes[dst].inputs.get(inp)
+        if old == (src, out):
+            return
+        self._push(f"Connect {src}.{out} -> {dst}.{inp}",
+                   [(self._set_input, dst, inp, (src, out))], [(self._set_input, dst, inp, old)])
+
+    def disconnect(self, dst, inp):
+        old = self.workflow.nodes[dst].inputs.get(inp)
+        if old is None:
+            return
+        self._push(f"Disconnect {dst}.{inp}", [(self._set_input, dst, inp, None)],
+                   [(self._set_input, dst, inp, old)])
+
+    def set_param(self, nid, name, value, merge=False):
+        """Set one param. merge=True folds consecutive edits of the same param into one undo step."""
+        params = self.workflow.nodes[nid].params
+        old = params.get(name, _MISSING)
+        if old is not _MISSING and type(old) is type(value) and old == value:
+            return
+        key = (nid, name) if merge else None
+        self._push(f"Set {nid}.{name}", [(self._set_param, nid, name, value)],
+                   [(self._set_param, nid, name, old)], key)
+
+    def move(self, positions, previous=None):
+        """positions: {node id: (x, y)}; previous: the positions to restore on undo (default: current)."""
+        positions = {nid: p for nid, p in positions.items() if nid in self.workflow.nodes}
+        if not positions:
+            return
+        previous = previous or {}
+        old = {nid: previous.get(nid, self.pos(nid)) for nid in positions}
+        if all(old[nid] is not None and _close(old[nid], positions[nid]) for nid in positions):
+            return
+        self._push(f"Move {len(positions)} node{'s' if len(positions) > 1 else ''}",
+                   [(self._set_pos, nid, p) for nid, p in positions.items()],
+                   [(self._set_pos, nid, old[nid]) for nid in positions])
+
+    # --- clipboard -----------------------------------------------------------
+
+    def copy_nodes(self, ids):
+        """A JSON-able fragment of these nodes; links to nodes outside it are dropped."""
+        ids = [nid for nid in ids if nid in self.workflow.nodes]
+        keep = set(ids)
+        part = Workflow(nodes={nid: copy.deepcopy(self.workflow.nodes[nid]) for nid in ids})
+        for n in part.nodes.values():
+            n.inputs = {p: link for p, link in n.inputs.items() if link[0] in keep}
+        return {"format": CLIPBOARD_FORMAT, "nodes": part.to_json()["nodes"]}
+
+    def paste(self, fragment, offset=(40.0, 40.0)):
+        """Add a copied fragment with fresh ids, shifted by offset. Returns the new ids."""
+        if not isinstance(fragment, dict) or fragment.get("format") != CLIPBOARD_FORMAT:
+            raise ValueError("the clipboard holds no Latent Loom nodes")
+        raw = fragment.get("nodes") or {}
+        wf, problems = check({"format": "latentloom.workflow", "version": 1, "nodes": raw}, self.catalog)
+        if wf is None or any(p.message.startswith("unknown node type") for p in problems):
+            raise ValueError("the clipboard holds nodes this version does not know")
+        fresh, taken = {}, set()
+        for nid, n in wf.nodes.items():
+            fresh[nid] = self.fresh_id(n.type, taken)
+            taken.add(fresh[nid])
+        redo, undo = [], []
+        for nid, n in wf.nodes.items():
+            n.inputs = {p: (fresh[s], o) for p, (s, o) in n.inputs.items() if s in fresh}
+            pos = n.ui.get("pos")
+            if isinstance(pos, list) and len(pos) == 2:
+                n.ui["pos"] = [float(pos[0]) + offset[0], float(pos[1]) + offset[1]]
+            redo.append((self._insert, fresh[nid], n))
+            undo.insert(0, (self._delete, fresh[nid]))
+        if redo:
+            self._push(f"Paste {len(redo)} node{'s' if len(redo) > 1 else ''}", redo, undo)
+        return list(fresh.values())
+
+    def duplicate(self, ids):
+        return self.paste(self.copy_nodes(ids))
+
+
+def _close(a, b):
+    return abs(a[0] - b[0]) < 0.05 and abs(a[1] - b[1]) < 0.05
+
+
+__all__ = ["Document", "LinkRefused", "Problem", "CLIPBOARD_FORMAT"]

@@ -1,0 +1,162 @@
+"""Output images as they are produced, the live sampler preview, zoom, save as and copy."""
+from app.ui import qtcompat  # noqa: F401  (first: binding work-arounds)
+import shutil
+from pathlib import Path
+
+from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtGui import QIcon, QImage, QPixmap
+from PySide6.QtWidgets import (QApplication, QFileDialog, QGraphicsPixmapItem, QGraphicsScene, QGraphicsView,
+                               QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QToolButton, QVBoxLayout,
+                               QWidget)
+
+PATH_ROLE = Qt.UserRole
+
+
+def pil_to_qimage(im):
+    im = im.convert("RGBA")
+    data = im.tobytes("raw", "RGBA")
+    return QImage(data, im.width, im.height, 4 * im.width, QImage.Format_RGBA8888).copy()
+
+
+def qimage_to_rgb(qimage):
+    """(height, width, 3) uint8 numpy array of a QImage (for comparisons)."""
+    import numpy as np
+    img = qimage.convertToFormat(QImage.Format_RGB888)
+    w, h, bpl = img.width(), img.height(), img.bytesPerLine()
+    buf = np.frombuffer(img.constBits(), dtype=np.uint8, count=bpl * h).reshape(h, bpl)
+    return buf[:, :w * 3].reshape(h, w, 3).copy()
+
+
+class ImageView(QGraphicsView):
+    """A zoomable, pannable image."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setScene(QGraphicsScene(self))
+        self.item = QGraphicsPixmapItem()
+        self.item.setTransformationMode(Qt.FastTransformation)
+        self.scene().addItem(self.item)
+        self.setDragMode(QGraphicsView.ScrollHandDrag)
+        self.setTransformationAnchor(QGraphicsView.AnchorUnderMouse)
+        self.setBackgroundBrush(Qt.darkGray)
+        self.fit_mode = True
+
+    def set_image(self, qimage):
+        self.item.setPixmap(QPixmap.fromImage(qimage))
+        self.scene().setSceneRect(self.item.boundingRect())
+        if self.fit_mode:
+            self.fit()
+
+    def zoom(self, factor):
+        self.fit_mode = False
+        self.scale(factor, factor)
+
+    def actual_size(self):
+        self.fit_mode = False
+        self.resetTransform()
+
+    def fit(self):
+        self.fit_mode = True
+        if not self.item.pixmap().isNull():
+            self.fitInView(self.item, Qt.KeepAspectRatio)
+
+    def resizeEvent(self, event):
+        super().resizeEvent(event)
+        if self.fit_mode:
+            self.fit()
+
+    def wheelEvent(self, event):
+        self.zoom(1.25 if event.angleDelta().y() > 0 else 0.8)
+
+
+class ImagePanel(QWidget):
+    message = Signal(str)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.current_image = None  # QImage shown now
+        self.current_path = None   # its file, None for a preview
+        self.view = ImageView()
+        self.caption = QLabel("No images yet: run the workflow (Ctrl+Enter).")
+        self.caption.setStyleSheet("color: gray;")
+        self.thumbs = QListWidget()
+        self.thumbs.setViewMode(QListWidget.IconMode)
+        self.thumbs.setFlow(QListWidget.LeftToRight)
+        self.thumbs.setWrapping(False)
+        self.thumbs.setIconSize(QSize(56, 56))
+        self.thumbs.setFixedHeight(84)
+        self.thumbs.currentItemChanged.connect(self._thumb_chosen)
+        bar = QHBoxLayout()
+        for text, tip, slot in (("−", "Zoom out", lambda: self.view.zoom(0.8)),
+                                ("+", "Zoom in", lambda: self.view.zoom(1.25)),
+                                ("Fit", "Fit in the panel", self.view.fit),
+                                ("1:1", "Actual size", self.view.actual_size),
+                                ("Save as…", "Save the image as a PNG", self.save_as),
+                                ("Copy", "Copy the image to the clipboard", self.copy)):
+            b = QToolButton()
+            b.setText(text)
+            b.setToolTip(tip)
+            b.clicked.connect(slot)
+            bar.addWidget(b)
+        bar.addStretch(1)
+        col = QVBoxLayout(self)
+        col.setContentsMargins(2, 2, 2, 2)
+        col.addLayout(bar)
+        col.addWidget(self.view, 1)
+        col.addWidget(self.caption)
+        col.addWidget(self.thumbs)
+
+    def show_preview(self, pil_image, caption="preview"):
+        self.current_image, self.current_path = pil_to_qimage(pil_image), None
+        self.view.set_image(self.current_image)
+        self.caption.setText(caption)
+
+    def add_output(self, path):
+        """Show an output PNG and add it to the strip; ignores a path already there."""
+        path = str(path)
+        for i in range(self.thumbs.count()):
+            if self.thumbs.item(i).data(PATH_ROLE) == path:
+                return False
+        image = QImage(path)
+        if image.isNull():
+            return False
+        item = QListWidgetItem(QIcon(QPixmap.fromImage(image.scaled(
+            56, 56, Qt.KeepAspectRatio, Qt.SmoothTransformation))), "")
+        item.setData(PATH_ROLE, path)
+        item.setToolTip(path)
+        self.thumbs.insertItem(0, item)
+        while self.thumbs.count() > 200:
+            self.thumbs.takeItem(self.thumbs.count() - 1)
+        self.thumbs.setCurrentItem(item)  # shows it
+        return True
+
+    def outputs(self):
+        return [self.thumbs.item(i).data(PATH_ROLE) for i in range(self.thumbs.count())]
+
+    def _thumb_chosen(self, item, _prev=None):
+        if item is None:
+            return
+        path = item.data(PATH_ROLE)
+        self.current_image, self.current_path = QImage(path), path
+        self.view.set_image(self.current_image)
+        self.caption.setText(f"{Path(path).name}  ({self.current_image.width()}×{self.current_image.height()})")
+
+    def save_as(self, target=None):
+        if self.current_image is None:
+            return None
+        if target is None:
+            name = Path(self.current_path).name if self.current_path else "preview.png"
+            target, _ = QFileDialog.getSaveFileName(self, "Save image as", name, "PNG images (*.png)")
+            if not target:
+                return None
+        if self.current_path:  # keep the embedded workflow: copy the file as it is
+            shutil.copyfile(self.current_path, target)
+        else:
+            self.current_image.save(target, "PNG")
+        self.message.emit(f"Saved {target}")
+        return target
+
+    def copy(self):
+        if self.current_image is not None:
+            QApplication.clipboard().setImage(self.current_image)
+            self.message.emit("Image copied to the clipboard")

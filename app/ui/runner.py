@@ -1,0 +1,127 @@
+"""Runs workflows on a worker thread with ONE Engine per window, so its cache persists.
+
+The worker is a QObject living in a QThread. Executor events are emitted from
+the worker thread and reach the UI as queued signals (Qt.QueuedConnection), in
+order. The Runtime (torch, the model store) is created lazily on the worker, on
+the first run, so opening the editor stays fast.
+"""
+from dataclasses import dataclass, field
+
+from app.ui import qtcompat  # noqa: F401  (first: binding work-arounds)
+from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
+
+from app.engine.cache import Cache
+from app.engine.cancel import CancelToken
+from app.engine.executor import Engine
+
+
+@dataclass
+class Job:
+    workflow: object
+    document: dict
+    base_dirs: list = field(default_factory=list)
+    device: str = "auto"
+    cancel: CancelToken = field(default_factory=CancelToken)
+
+
+class _Worker(QObject):
+    """Lives in the runner's thread; owns nothing of the UI."""
+    event = Signal(object)
+    done = Signal(object, object)  # RunResult or None, exception or None
+
+    def __init__(self, engine):
+        super().__init__()
+        self.engine = engine
+        self.device = None
+
+    def _runtime(self, device):
+        if self.engine.env is None or device != self.device:
+            from app.sd.runtime import Runtime  # imports torch: slow, so here and only once
+            runtime = Runtime(device)
+            if self.engine.env is not None:
+                self.engine.cache = Cache()  # cached values belong to the old device's models
+            self.engine.env, self.device = runtime, device
+
+    @Slot(object)
+    def run(self, job):
+        try:
+            self._runtime(job.device)
+            result = self.engine.run(job.workflow, on_event=self.event.emit, cancel=job.cancel,
+                                     document=job.document, base_dirs=job.base_dirs)
+        except BaseException as e:  # reported to the UI, never raised on the worker thread
+            self.done.emit(None, e)
+            return
+        self.done.emit(result, None)
+
+    @Slot()
+    def preload(self):
+        import app.sd.runtime  # noqa: F401  (torch and diffusers, before the first run)
+
+
+class Runner(QObject):
+    event = Signal(object)              # executor events, in the GUI thread, in order
+    finished = Signal(object, object)   # RunResult or None, exception or None
+    _run = Signal(object)
+    _preload = Signal()
+
+    def __init__(self, catalog, output_dir="output", models_dirs=(), device="auto", parent=None):
+        super().__init__(parent)
+        self.engine = Engine(catalog, output_dir=output_dir, models_dirs=models_dirs, env=None, previews=True)
+        self.device = device
+        self.job = None
+        self.thread = QThread()
+        self.thread.setObjectName("latentloom-runner")
+        self.worker = _Worker(self.engine)
+        self.worker.moveToThread(self.thread)
+        self._run.connect(self.worker.run, Qt.QueuedConnection)
+        self._preload.connect(self.worker.preload, Qt.QueuedConnection)
+        self.worker.event.connect(self._on_event, Qt.QueuedConnection)
+        self.worker.done.connect(self._on_done, Qt.QueuedConnection)
+        self.thread.start()
+
+    def configure(self, output_dir=None, models_dirs=None, device=None):
+        """New settings; they apply from the next run (the cache is kept unless the device changes)."""
+        if output_dir is not None:
+            self.engine.output_dir = str(output_dir)
+        if models_dirs is not None:
+            self.engine.models_dirs = [str(d) for d in models_dirs]
+        if device is not None:
+            self.device = device
+
+    @property
+    def busy(self):
+        return self.job is not None
+
+    @property
+    def loaded(self):
+        return self.engine.env is not None
+
+    def warm_up(self):
+        """Import torch and diffusers on the worker now, so the first run starts sooner."""
+        self._preload.emit()
+
+    def start(self, workflow, document, base_dirs=()):
+        if self.busy:
+            return False
+        self.job = Job(workflow, document, [str(d) for d in base_dirs], self.device)
+        self._run.emit(self.job)
+        return True
+
+    def cancel(self):
+        if self.job is not None:
+            self.job.cancel.cancel()
+
+    @Slot(object)
+    def _on_event(self, e):
+        self.event.emit(e)
+
+    @Slot(object, object)
+    def _on_done(self, result, error):
+        self.job = None
+        self.finished.emit(result, error)
+
+    def shutdown(self, wait_ms=60000):
+        """Cancel a run in progress and stop the thread (on window close)."""
+        self.cancel()
+        self.thread.quit()
+        self.thread.wait(wait_ms)
