@@ -1,2 +1,25 @@
-"""lora nodes (being written)"""
-from nodes.base import node  # noqa: F401
+"""LoRA loading: adds a LoRA to the model and clip handles' stacks (the shared modules stay as they are)."""
+from app.core.spec import File, Float, In, Out
+from app.core.types import CLIP, MODEL
+from nodes.base import node
+
+
+@node("LoadLoRA", "loaders",
+      "Apply a LoRA (diffusers/PEFT or kohya/A1111 .safetensors) to the U-Net and the text encoder. "
+      "Chains of LoadLoRA stack; other branches of the graph keep the plain model.",
+      inputs=[In("model", MODEL), In("clip", CLIP)],
+      outputs=[Out("model", MODEL, "The U-Net with this LoRA added to its stack."),
+               Out("clip", CLIP, "The text encoder with this LoRA added to its stack.")],
+      params=[File("path", "loras", "my-lora.safetensors", extensions=(".safetensors",),
+                   help="LoRA file, relative to the models folders."),
+              Float("strength_model", 1.0, "Strength on the U-Net (0 = off, negative inverts).",
+                    min=-4.0, max=4.0, step=0.05),
+              Float("strength_clip", 1.0, "Strength on the text encoder.", min=-4.0, max=4.0, step=0.05)])
+def load_lora(ctx, model, clip, path, strength_model, strength_clip):
+    from dataclasses import replace
+    from app.sd import lora
+    from app.sd.handles import LoraRef
+    file, identity = ctx.file("path"), ctx.fingerprint("path")
+    lora.prepare(ctx.env, model.checkpoint, clip.checkpoint, file, identity)
+    return {"model": replace(model, loras=model.loras + (LoraRef(file, identity, float(strength_model)),)),
+            "clip": replace(clip, loras=clip.loras + (LoraRef(file, identity, float(strength_clip)),))}
