@@ -97,15 +97,23 @@ class Engine:
             raise WorkflowError(problems)
         return resolved
 
-    def keys(self, wf, order, resolved):
-        """Cache keys and file fingerprints of the planned nodes."""
-        keys, fps = {}, {}
-        for nid in order:
-            node, spec = wf.nodes[nid], self.catalog.get(wf.nodes[nid].type)
-            fps[nid] = {name: fingerprint(r, spec.param(name).fingerprint) for name, r in resolved[nid].items()}
-            upstream = {port: (keys[src], out) for port, (src, out) in node.inputs.items()}
-            keys[nid] = node_key(spec, node.params, fps[nid], upstream)
-        return keys, fps
+    def fingerprints(self, wf, order, resolved):
+        return {nid: {name: fingerprint(r, self.catalog.get(wf.nodes[nid].type).param(name).fingerprint)
+                      for name, r in resolved[nid].items()} for nid in order}
+
+    @staticmethod
+    def key(spec, node, fps, keys, values):
+        """A node's cache key, taken once its sources have run or come from the cache.
+
+        An input whose value is a handle with a cache_token is keyed by that token rather than
+        by its source node: a LoRA's strength_model changes the model handle, not the clip
+        handle, so the text encoders downstream stay cached.
+        """
+        upstream = {}
+        for port, (src, out) in node.inputs.items():
+            token = getattr(values[src][out], "cache_token", None)
+            upstream[port] = ("value", token) if token is not None else (keys[src], out)
+        return node_key(spec, node.params, fps, upstream)
 
     def run(self, wf, targets=None, on_event=None, cancel=None, document=None, base_dirs=()):
         """Run a validated workflow. Raises WorkflowError, NodeError or Cancelled."""
@@ -118,7 +126,8 @@ class Engine:
                                          "(such as SaveImage)")])
         order = plan(wf, targets)
         resolved = self.resolve_files(wf, order, base_dirs)
-        keys, fps = self.keys(wf, order, resolved)
+        fps = self.fingerprints(wf, order, resolved)
+        keys = {}
         document = document if document is not None else wf.to_json()
         result = RunResult()
         emit(ev.RunStarted(tuple(order)))
@@ -126,6 +135,8 @@ class Engine:
         try:
             for nid in order:
                 cancel.check()
+                node = wf.nodes[nid]
+                keys[nid] = self.key(self.catalog.get(node.type), node, fps[nid], keys, result.values)
                 self._visit(wf, nid, keys[nid], (resolved[nid], fps[nid]), document, emit, cancel, result)
             status = "ok"
         except Cancelled:

@@ -3,6 +3,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
+class Handle:
+    """Frozen handles are their own cache identity: equal handles give equal results."""
+
+    @property
+    def cache_token(self):
+        return repr(self)
+
+
 @dataclass(frozen=True)
 class LoraRef:
     path: str        # resolved file path
@@ -11,25 +19,25 @@ class LoraRef:
 
 
 @dataclass(frozen=True)
-class ModelHandle:
+class ModelHandle(Handle):
     """A U-Net: the loaded checkpoint it comes from plus the LoRA stack to activate."""
     checkpoint: str
     loras: tuple = ()
 
 
 @dataclass(frozen=True)
-class ClipHandle:
+class ClipHandle(Handle):
     checkpoint: str
     loras: tuple = ()
 
 
 @dataclass(frozen=True)
-class VaeHandle:
+class VaeHandle(Handle):
     checkpoint: str
 
 
 @dataclass(frozen=True)
-class SchedulerHandle:
+class SchedulerHandle(Handle):
     """A scheduler description: class name plus full config. Built fresh for every run."""
     name: str
     class_name: str
@@ -42,7 +50,7 @@ class SchedulerHandle:
 
 
 @dataclass(frozen=True)
-class NoiseSpec:
+class NoiseSpec(Handle):
     """A seeded noise source: the sampler draws all its noise from one CPU generator."""
     seed: int
 
