@@ -52,7 +52,7 @@ def main(argv=None):
     doc.set_param("sampler", "steps", args.steps)
     doc.set_param("latent", "width", args.size)
     doc.set_param("latent", "height", args.size)
-    window.view.select(["sampler"])
+    window.view.select(["positive"])  # shows the prompt editor; few links get highlighted
     app.processEvents()
     window.view.frame()
 

@@ -47,6 +47,8 @@ def _short(value, kind):
         text = Path(str(value)).name or str(value)
     elif isinstance(value, float):
         text = f"{value:g}"
+    elif value == "":
+        text = "—"
     else:
         text = str(value).replace("\n", " ")
     return text if len(text) <= SUMMARY_CHARS else text[:SUMMARY_CHARS - 1] + "…"
@@ -357,6 +359,10 @@ class GraphView(QObject):
                 pipe.delete()
         if want is not None and not port.view.connected_pipes:
             self.viewer.establish_connection(want.view, port.view)
+        spec_port = node.SPEC.input(port_name)
+        for pipe in port.view.connected_pipes:  # links take the colour of their type
+            pipe.color = (*COLORS.get(spec_port.type, (175, 95, 30)), 255)
+            pipe.reset()
 
     # --- view gestures -> document edits ------------------------------------------
 

@@ -114,8 +114,7 @@ class TextEditor(Editor):
         super().__init__(param, parent)
         self.text = QPlainTextEdit()
         self.text.setTabChangesFocus(True)
-        self.text.setMinimumHeight(70)
-        self.text.setMaximumHeight(140)
+        self.text.setFixedHeight(96)
         self.layout_.addWidget(self.text)
         self.text.textChanged.connect(lambda: self.edited.emit(self.text.toPlainText(), True))
 
@@ -319,6 +318,7 @@ class PropertiesPanel(QScrollArea):
             self.editors[p.name] = editor
         if not spec.params:
             col.addWidget(QLabel("This node has no params."))
+        col.addStretch(1)  # extra height goes below the params, not between them
         self.setWidget(body)
 
     def editor(self, name):

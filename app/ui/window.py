@@ -98,9 +98,10 @@ class MainWindow(QMainWindow):
         self.props_dock = self._dock("Properties", self.properties, Qt.RightDockWidgetArea, "properties")
         self.images_dock = self._dock("Images", self.images, Qt.RightDockWidgetArea, "images")
         self.log_dock = self._dock("Log", self.log_view, Qt.BottomDockWidgetArea, "log")
-        self.resizeDocks([self.nodes_dock], [150], Qt.Horizontal)
+        self.resizeDocks([self.nodes_dock], [170], Qt.Horizontal)
         self.resizeDocks([self.props_dock], [330], Qt.Horizontal)
         self.resizeDocks([self.log_dock], [130], Qt.Vertical)
+        self.resizeDocks([self.props_dock, self.images_dock], [460, 380], Qt.Vertical)
 
     def _action(self, name, text, slot, shortcuts=(), canvas=False, tip=""):
         act = QAction(text, self)

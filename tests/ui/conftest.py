@@ -93,5 +93,5 @@ def tiny_run_params(window, tiny_dir, steps=2):
 
 def run_and_wait(qtbot, window):
     with qtbot.waitSignal(window.run_done, timeout=RUN_TIMEOUT_MS) as blocker:
-        assert window.run() is not False
+        window.run()  # False when validation stops it: run_done comes all the same
     return blocker.args  # (result, error)

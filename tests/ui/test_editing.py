@@ -2,7 +2,7 @@
 import json
 
 import pytest
-from PySide6.QtCore import QPoint, QPointF, Qt
+from PySide6.QtCore import QPoint, Qt
 
 from nodes import catalog
 from tests.conftest import WORKFLOWS
@@ -366,4 +366,35 @@ def test_tab_opens_the_palette(window, qtbot):
     qtbot.keyClick(window.palette.search, Qt.Key_Return)
     assert not window.palette.isVisible()
     assert sum(n.type == "VAEDecode" for n in window.doc.workflow.nodes.values()) == 2
-    assert QPointF  # (imported for position helpers)
+
+
+def test_keyboard_delete_and_undo_on_the_canvas(window, qtbot):
+    window.activateWindow()
+    viewer = window.view.viewer
+    viewer.setFocus()
+    window.view.select(["noise"])
+    qtbot.keyClick(viewer, Qt.Key_Delete)
+    assert "noise" not in window.doc.workflow.nodes
+    qtbot.keyClick(viewer, Qt.Key_Z, Qt.ControlModifier)
+    assert "noise" in window.doc.workflow.nodes
+    assert_view_matches(window)
+
+
+def test_latentloom_edit_opens_the_editor(qtbot, tmp_path):
+    """`latentloom edit FILE` goes through app.ui.main.run_editor and returns its exit code."""
+    from PySide6.QtCore import QSettings, QTimer
+    from PySide6.QtWidgets import QApplication
+    from app.cli import main
+    from app.ui.window import MainWindow
+    QSettings.setDefaultFormat(QSettings.IniFormat)
+    QSettings.setPath(QSettings.IniFormat, QSettings.UserScope, str(tmp_path))
+    seen = []
+
+    def close_it():
+        wins = [w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow) and w.isVisible()]
+        seen.extend((w.windowTitle(), sorted(w.view.nodes)) for w in wins)
+        for w in wins:
+            w.close()
+    QTimer.singleShot(300, close_it)
+    assert main(["edit", str(WORKFLOWS / "txt2img.json"), "--models", str(tmp_path / "m")]) == 0
+    assert seen and seen[0][0] == "txt2img.json — Latent Loom" and "sampler" in seen[0][1]
