@@ -5,7 +5,7 @@ import json
 from pathlib import Path
 
 import shiboken6
-from PySide6.QtCore import QMimeData, Qt, Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (QApplication, QDialog, QDockWidget, QFileDialog, QLabel, QMainWindow, QMenu,
                                QMessageBox, QPlainTextEdit, QProgressBar, QTableWidget, QTableWidgetItem,
@@ -22,7 +22,6 @@ from app.ui.runner import Runner
 from app.ui.settings import SettingsDialog
 
 DEFAULT_WORKFLOW = Path(__file__).resolve().parents[2] / "workflows" / "txt2img.json"
-MIME_NODES = "application/x-latentloom-nodes"
 EDITOR_UI_KEY = "editor"  # the editor's state inside the workflow's top-level "ui"
 GESTURES = [
     ("Tab / right-click on the canvas", "Search and add a node"),
@@ -255,11 +254,9 @@ class MainWindow(QMainWindow):
         if not ids:
             return None
         fragment = self.doc.copy_nodes(ids)
-        text = json.dumps(fragment)
-        mime = QMimeData()
-        mime.setData(MIME_NODES, text.encode())
-        mime.setText(text)
-        QApplication.clipboard().setMimeData(mime)
+        # plain JSON text: a QMimeData made in Python and handed to the clipboard crashes
+        # PySide6 at exit, and JSON text pastes into other editors too
+        QApplication.clipboard().setText(json.dumps(fragment))
         self.status(f"Copied {len(ids)} node{'s' if len(ids) > 1 else ''}")
         return fragment
 
@@ -268,10 +265,8 @@ class MainWindow(QMainWindow):
             self.delete_selected()
 
     def paste(self):
-        mime = QApplication.clipboard().mimeData()
-        raw = bytes(mime.data(MIME_NODES).data()).decode() if mime.hasFormat(MIME_NODES) else mime.text()
         try:
-            fragment = json.loads(raw)
+            fragment = json.loads(QApplication.clipboard().text() or "null")
             if not isinstance(fragment, dict) or fragment.get("format") != CLIPBOARD_FORMAT:
                 raise ValueError("the clipboard holds no Latent Loom nodes")
             ids = self.doc.paste(fragment)
