@@ -29,6 +29,12 @@ def test_run_matches_the_cli_then_only_the_edited_branch_reruns(window, qtbot, t
     assert all(window.view.state(n) == "done" for n in window.view.nodes)
     assert any(isinstance(e, ev.NodeProgress) and e.preview is not None for e in seen)  # live preview
     assert window.progress.value() == window.progress.maximum() == 2
+    copy = window.images.save_as(str(tmp_path / "copy.png"))  # save as keeps the embedded workflow
+    from app.core.png import read_workflow
+    assert read_workflow(copy)["nodes"].keys() == window.doc.workflow.nodes.keys()
+    window.images.copy()
+    from PySide6.QtWidgets import QApplication
+    assert QApplication.clipboard().image().size() == window.images.current_image.size()
 
     # the file the editor saved runs unchanged with `latentloom run`, and gives the same pixels
     from app.cli import main
