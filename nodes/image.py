@@ -34,5 +34,4 @@ def save_image(ctx, image, filename_prefix):
         path = outputs.reserve(ctx.output_dir, filename_prefix)
         png.save(pil, path, ctx.workflow, parameters)
         ctx.wrote(path)
-        ctx.log(f"saved {path}")
     return {}

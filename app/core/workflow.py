@@ -33,10 +33,10 @@ class Workflow:
             "nodes": {
                 nid: {"type": n.type, "params": dict(n.params),
                       "inputs": {k: [s, o] for k, (s, o) in n.inputs.items()},
-                      **({"ui": n.ui} if n.ui else {})}
+                      **({"ui": copy.deepcopy(n.ui)} if n.ui else {})}
                 for nid, n in self.nodes.items()
             },
-            **({"ui": self.ui} if self.ui else {}),
+            **({"ui": copy.deepcopy(self.ui)} if self.ui else {}),
         }
 
     def dumps(self):

@@ -49,6 +49,12 @@ class NodeLog:
 
 
 @dataclass(frozen=True)
+class NodeOutput:
+    node_id: str
+    path: str  # a file the node wrote into the output folder
+
+
+@dataclass(frozen=True)
 class RunFinished:
     status: str  # "ok", "failed" or "cancelled"
     seconds: float

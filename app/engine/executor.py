@@ -59,6 +59,7 @@ class Context:
 
     def wrote(self, path):
         self._result.outputs.append(str(path))
+        self._emit(ev.NodeOutput(self.node_id, str(path)))
 
     @property
     def wants_preview(self):

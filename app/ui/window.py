@@ -519,10 +519,11 @@ class MainWindow(QMainWindow):
             v.set_state(e.node_id, "running", f"running {e.step}/{e.total}")
             if e.preview is not None:
                 self.images.show_preview(e.preview, f"preview: {e.node_id} step {e.step}/{e.total}")
+        elif isinstance(e, ev.NodeOutput):
+            self.log(f"  {e.node_id}: wrote {e.path}")
+            self._show_output(e.path)
         elif isinstance(e, ev.NodeLog):
             self.log(f"  {e.node_id}: {e.message}")
-            if e.message.startswith("saved "):  # SaveImage logs each file as it writes it
-                self._show_output(e.message[len("saved "):])
         elif isinstance(e, ev.RunFinished):
             for path in e.outputs:
                 self._show_output(path)
