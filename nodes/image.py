@@ -32,6 +32,10 @@ def save_image(ctx, image, filename_prefix):
     parameters = a1111.parameters(ctx.workflow, ctx.node_id)
     for pil in images.to_pil(image):
         path = outputs.reserve(ctx.output_dir, filename_prefix)
-        png.save(pil, path, ctx.workflow, parameters)
+        try:
+            png.save(pil, path, ctx.workflow, parameters)
+        except BaseException:
+            path.unlink(missing_ok=True)  # leave no empty file behind
+            raise
         ctx.wrote(path)
     return {}

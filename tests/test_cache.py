@@ -130,3 +130,13 @@ def test_output_files_never_overwrite(engine, tiny_dir):
     a = engine.run(tiny(tiny_dir)).outputs
     b = engine.run(tiny(tiny_dir)).outputs
     assert [p.rsplit("/", 1)[1] for p in a + b] == ["txt2img_00001.png", "txt2img_00002.png"]
+
+
+def test_symlinked_subfolder_cannot_lead_outside_the_output_folder(engine, tiny_dir, tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (engine.output_dir).mkdir(parents=True)
+    (engine.output_dir / "link").symlink_to(outside)
+    with pytest.raises(NodeError, match="^node .save. \(SaveImage\) failed: filename_prefix .link/x. leads outside the output folder$"):
+        engine.run(tiny(tiny_dir, **{"save.filename_prefix": "link/x"}))
+    assert list(outside.iterdir()) == []

@@ -3,6 +3,8 @@ import os
 import re
 from pathlib import Path
 
+from app.core.errors import UserError
+
 PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,99}$")
 
 
@@ -31,13 +33,13 @@ def reserve(output_dir, prefix, suffix=".png"):
     """
     problem = check_prefix(prefix)
     if problem:
-        raise ValueError(f"filename_prefix {prefix!r}: {problem}")
+        raise UserError(f"filename_prefix {prefix!r}: {problem}")
     root = Path(output_dir).resolve()
     target_dir = (root / prefix).parent
     target_dir.mkdir(parents=True, exist_ok=True)
     target_dir = target_dir.resolve()
     if root != target_dir and root not in target_dir.parents:  # a symlinked sub-folder
-        raise ValueError(f"filename_prefix {prefix!r} leads outside the output folder")
+        raise UserError(f"filename_prefix {prefix!r} leads outside the output folder")
     stem = Path(prefix).name
     pattern = re.compile(re.escape(stem) + r"_(\d{5,})" + re.escape(suffix) + "$")
     used = [int(m.group(1)) for n in os.listdir(target_dir) if (m := pattern.match(n))]
