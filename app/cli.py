@@ -204,9 +204,15 @@ def build_parser():
 
 
 def main(argv=None):
+    # transformers warns about optional image backends diffusers never uses here
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     from nodes import catalog
     args = build_parser().parse_args(argv)
     if args.command is None:
         args = build_parser().parse_args(["edit"] + list(argv if argv is not None else sys.argv[1:]))
     handler = {"run": cmd_run, "validate": cmd_validate, "nodes": cmd_nodes, "edit": cmd_edit}[args.command]
-    return handler(args, catalog)
+    try:
+        return handler(args, catalog)
+    except BrokenPipeError:  # `latentloom nodes | head`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK

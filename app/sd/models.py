@@ -48,7 +48,11 @@ class ModelStore:
 
     def _read(self, source, config, dtype):
         from diffusers import StableDiffusionPipeline
+        from diffusers.utils import logging as diffusers_logging
+        from transformers.utils import logging as transformers_logging
         logging.getLogger("diffusers").setLevel(logging.ERROR)
+        diffusers_logging.disable_progress_bar()  # our own progress reports the load
+        transformers_logging.disable_progress_bar()
         common = dict(dtype=dtype, safety_checker=None, requires_safety_checker=False)
         path = Path(source)
         if path.is_dir():
