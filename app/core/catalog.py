@@ -1,5 +1,5 @@
 """A catalog of node specs, filled by the @node decorator."""
-from app.core.spec import NodeSpec
+from app.core.spec import PARAM_KINDS, NodeSpec
 
 
 class Catalog:
@@ -9,6 +9,9 @@ class Catalog:
     def add(self, spec):
         if spec.type in self.specs:
             raise ValueError(f"node type {spec.type!r} is declared twice")
+        bad = [p.name for p in spec.params if p.kind not in PARAM_KINDS]
+        if bad:
+            raise ValueError(f"node type {spec.type!r}: params {bad} have an unknown kind")
         names = [p.name for p in spec.inputs] + [p.name for p in spec.params]
         if len(set(names)) != len(names):
             raise ValueError(f"node type {spec.type!r} has an input and a param with the same name")

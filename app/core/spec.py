@@ -1,5 +1,5 @@
 """Declarative node specs: typed named ports, params with kind, default, range or choices."""
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 PARAM_KINDS = ("int", "float", "bool", "string", "text", "choice", "seed", "file")
@@ -102,7 +102,6 @@ class NodeSpec:
     output_node: bool = False
     # check(params) -> [(param name, message)]: constraints between params.
     check: Callable | None = None
-    extra: dict = field(default_factory=dict)
 
     def param(self, name):
         return next((p for p in self.params if p.name == name), None)

@@ -10,8 +10,6 @@ SCHEDULER = "SCHEDULER"
 IMAGE = "IMAGE"
 MASK = "MASK"
 
-ALL = (MODEL, CLIP, VAE, CONDITIONING, LATENT, NOISE, SCHEDULER, IMAGE, MASK)
-
 # Editor colours (RGB) per port type; the view reads them, the engine ignores them.
 COLORS = {
     MODEL: (180, 120, 230),

@@ -42,9 +42,6 @@ class Workflow:
     def dumps(self):
         return json.dumps(self.to_json(), indent=2, ensure_ascii=False) + "\n"
 
-    def copy(self):
-        return copy.deepcopy(self)
-
     def downstream(self, node_id):
         """Ids of the nodes that read node_id's outputs, directly or not."""
         found, todo = set(), [node_id]

@@ -51,9 +51,6 @@ class Context:
         self._cancel.check()
         self._emit(ev.NodeProgress(self.node_id, step, total, preview() if callable(preview) else preview))
 
-    def check_cancel(self):
-        self._cancel.check()
-
     def log(self, message):
         self._emit(ev.NodeLog(self.node_id, message))
 
@@ -174,7 +171,11 @@ class Engine:
             message = f"{type(e).__name__}: {(str(e).strip().splitlines() or [''])[0]}"
             emit(ev.NodeFailed(nid, spec.type, message))
             raise NodeError(nid, spec.type, message) from e
-        outputs = self._outputs(spec, out)
+        try:
+            outputs = self._outputs(spec, out)
+        except ValueError as e:
+            emit(ev.NodeFailed(nid, spec.type, str(e)))
+            raise NodeError(nid, spec.type, str(e)) from e
         if not spec.output_node:
             self.cache.put(key, outputs)
         result.values[nid] = outputs
@@ -189,5 +190,5 @@ class Engine:
         out = out or {}
         missing = [n for n in names if n not in out]
         if missing:
-            raise NodeError("?", spec.type, f"node function returned no {', '.join(missing)}")
+            raise ValueError(f"node function returned no {', '.join(missing)}")
         return out

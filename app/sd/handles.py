@@ -1,5 +1,5 @@
 """Small values that travel along edges. Handles name models; they never carry mutated modules."""
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -60,7 +60,6 @@ class Conditioning:
     embeds: Any          # tensor [1, 77 * chunks, dim]
     clip: ClipHandle     # to encode an empty chunk when the other side is longer
     clip_skip: int = 0
-    text: str = ""
 
 
 @dataclass(eq=False)
@@ -69,4 +68,3 @@ class Latent:
     empty: bool = False           # from EmptyLatent: text-to-image starts from pure noise
     mask: Any = None              # [batch, 1, h/8, w/8], 1 = repaint (inpainting)
     masked_image_latents: Any = None  # for 9-channel inpainting models
-    extra: dict = field(default_factory=dict)

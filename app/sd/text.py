@@ -31,7 +31,7 @@ def encode_ids(text_encoder, ids, clip_skip=0):
 def encode(components, clip, text, clip_skip=0):
     te, tok = components["text_encoder"], components["tokenizer"]
     chunks = [encode_ids(te, ids, clip_skip) for ids in token_chunks(tok, text)]
-    return Conditioning(torch.cat(chunks, dim=1), clip, clip_skip, text)
+    return Conditioning(torch.cat(chunks, dim=1), clip, clip_skip)
 
 
 def empty_chunk(components, clip_skip=0):

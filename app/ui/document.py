@@ -103,8 +103,8 @@ class Document(QObject):
         self.load({"format": "latentloom.workflow", "version": 1, "nodes": {}})
 
     def to_json(self):
-        """The document as JSON data (a copy: Workflow.to_json shares the ui dicts)."""
-        return copy.deepcopy(self.workflow.to_json())
+        """The document as JSON data (Workflow.to_json returns fresh copies)."""
+        return self.workflow.to_json()
 
     def save(self, path):
         path = Path(path)
