@@ -14,11 +14,9 @@ from nodes.base import node
                   min=0, max=10)])
 def text_encode(ctx, clip, text, clip_skip):
     from app.sd import text as sd_text
-    from app.sd.lora import activated
-    comps = ctx.env.store.get(clip.checkpoint)
-    depth = comps["text_encoder"].config.num_hidden_layers
-    if clip_skip >= depth:
-        from app.core.errors import UserError
-        raise UserError(f"clip_skip {clip_skip} is too large for a text encoder of {depth} layers")
-    with activated(ctx.env, comps, clip.loras, "text_encoder"):
-        return sd_text.encode(comps, clip, text, clip_skip)
+    with ctx.env.clip(clip) as te:
+        depth = te.encoder.config.num_hidden_layers
+        if clip_skip >= depth:
+            from app.core.errors import UserError
+            raise UserError(f"clip_skip {clip_skip} is too large for a text encoder of {depth} layers")
+        return sd_text.encode(te, clip, text, clip_skip)

@@ -1,6 +1,6 @@
-"""Decoding and saving images."""
+"""Decoding, picking and saving images."""
 from app.core.outputs import check_prefix
-from app.core.spec import In, Out, String
+from app.core.spec import In, Int, Out, String
 from app.core.types import IMAGE, LATENT, VAE
 from nodes.base import node
 
@@ -11,7 +11,19 @@ from nodes.base import node
       outputs=[Out("image", IMAGE)])
 def vae_decode(ctx, vae, latent):
     from app.sd import images
-    return images.decode(ctx.env.store.get(vae.checkpoint)["vae"], latent.samples)
+    with ctx.env.vae(vae) as model:
+        return images.decode(model, latent.samples)
+
+
+@node("ImageFromBatch", "image",
+      "Pick images out of a batch: `length` images starting at `index` (clamped to the batch).",
+      inputs=[In("image", IMAGE)],
+      outputs=[Out("image", IMAGE)],
+      params=[Int("index", 0, "First image to take (0 = the first).", min=0, max=4095),
+              Int("length", 1, "How many images to take.", min=1, max=4096)])
+def image_from_batch(ctx, image, index, length):
+    start = min(index, image.shape[0] - 1)
+    return image[start:start + length]
 
 
 def _prefix_ok(params):
@@ -19,23 +31,41 @@ def _prefix_ok(params):
     return [("filename_prefix", problem)] if problem else []
 
 
+def _pick_document(doc, save_id, index):
+    """The workflow that reproduces image `index` of a batch on its own: the same batch is
+    computed (noise is drawn for the whole batch) and ImageFromBatch keeps that one image."""
+    import copy
+    doc = copy.deepcopy(doc)
+    nodes = doc["nodes"]
+    link = nodes[save_id]["inputs"]["image"]
+    pick = f"{save_id}_batch_pick"
+    while pick in nodes:
+        pick += "_"
+    nodes[pick] = {"type": "ImageFromBatch", "params": {"index": index, "length": 1},
+                   "inputs": {"image": list(link)}}
+    nodes[save_id]["inputs"]["image"] = [pick, "image"]
+    return doc
+
+
 @node("SaveImage", "image",
       "Write PNGs into the output folder as <filename_prefix>_<counter>.png, each carrying the workflow "
-      "that made it (and an A1111-style 'parameters' text). Never overwrites a file.",
+      "that reproduces exactly that image (and an A1111-style 'parameters' text). Never overwrites a "
+      "file, and never leaves a half-written one.",
       inputs=[In("image", IMAGE)],
       params=[String("filename_prefix", "latentloom", "File name start; may include sub-folders "
                      "inside the output folder.")],
       output_node=True, check=_prefix_ok)
 def save_image(ctx, image, filename_prefix):
-    from app.core import a1111, outputs, png
+    from app.core import a1111
+    from app.engine import outputs, png
     from app.sd import images
-    parameters = a1111.parameters(ctx.workflow, ctx.node_id)
-    for pil in images.to_pil(image):
-        path = outputs.reserve(ctx.output_dir, filename_prefix)
-        try:
-            png.save(pil, path, ctx.workflow, parameters)
-        except BaseException:
-            path.unlink(missing_ok=True)  # leave no empty file behind
-            raise
+    pils = images.to_pil(image)
+    for i, pil in enumerate(pils):
+        doc = ctx.workflow if len(pils) == 1 else _pick_document(ctx.workflow, ctx.node_id, i)
+        parameters = a1111.parameters(doc, ctx.node_id)
+        if len(pils) > 1 and parameters:
+            parameters += f", Batch size: {len(pils)}, Batch pos: {i}"
+        path = outputs.write_new(ctx.output_dir, filename_prefix, ".png",
+                                 lambda tmp, pil=pil, doc=doc: png.save(pil, tmp, doc, parameters))
         ctx.wrote(path)
     return {}

@@ -31,14 +31,13 @@ def latent_noise(ctx, seed):
     return NoiseSpec(seed)
 
 
-def _vae_and_pixels(ctx, vae, image):
+def _pixels(ctx, model, image):
     from app.sd import images
-    model = ctx.env.store.get(vae.checkpoint)["vae"]
     pixels = images.prepare(model, image)
     if tuple(pixels.shape[-2:]) != tuple(image.shape[-2:]):
         ctx.log(f"image {image.shape[-1]}x{image.shape[-2]} resized to {pixels.shape[-1]}x{pixels.shape[-2]} "
                 f"(multiples of {images.scale_factor(model)})")
-    return model, pixels
+    return pixels
 
 
 @node("VAEEncode", "latent",
@@ -49,8 +48,8 @@ def _vae_and_pixels(ctx, vae, image):
 def vae_encode(ctx, vae, image):
     from app.sd import images
     from app.sd.handles import Latent
-    model, pixels = _vae_and_pixels(ctx, vae, image)
-    return Latent(images.encode(model, pixels))
+    with ctx.env.vae(vae) as model:
+        return Latent(images.encode(model, _pixels(ctx, model, image)))
 
 
 def _mask_for(ctx, mask, height, width, factor):
@@ -81,8 +80,10 @@ def set_latent_mask(ctx, latent, mask):
 def inpaint_encode(ctx, vae, image, mask):
     from app.sd import images
     from app.sd.handles import Latent
-    model, pixels = _vae_and_pixels(ctx, vae, image)
-    h, w = pixels.shape[-2:]
-    full, small = _mask_for(ctx, mask, h, w, images.scale_factor(model))
-    masked = pixels * (full < 0.5)
-    return Latent(images.encode(model, pixels), mask=small, masked_image_latents=images.encode(model, masked))
+    with ctx.env.vae(vae) as model:
+        pixels = _pixels(ctx, model, image)
+        h, w = pixels.shape[-2:]
+        full, small = _mask_for(ctx, mask, h, w, images.scale_factor(model))
+        masked = pixels * (full < 0.5)
+        return Latent(images.encode(model, pixels), mask=small,
+                      masked_image_latents=images.encode(model, masked))

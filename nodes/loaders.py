@@ -20,9 +20,6 @@ from nodes.base import node
                  "a GPU and fp32 on the CPU."),
       ])
 def load_checkpoint(ctx, path, config, dtype):
-    from app.sd.device import pick_dtype
-    from app.sd.handles import ClipHandle, ModelHandle, VaeHandle
     config_path = ctx.file("config") if config else ""
-    key = ctx.env.store.load(ctx.fingerprint("path"), ctx.file("path"), config_path,
-                             pick_dtype(dtype, ctx.env.device))
-    return {"model": ModelHandle(key), "clip": ClipHandle(key), "vae": VaeHandle(key)}
+    model, clip, vae = ctx.env.load_checkpoint(ctx.fingerprint("path"), ctx.file("path"), config_path, dtype)
+    return {"model": model, "clip": clip, "vae": vae}

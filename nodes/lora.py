@@ -16,10 +16,6 @@ from nodes.base import node
                     min=-4.0, max=4.0, step=0.05),
               Float("strength_clip", 1.0, "Strength on the text encoder.", min=-4.0, max=4.0, step=0.05)])
 def load_lora(ctx, model, clip, path, strength_model, strength_clip):
-    from dataclasses import replace
-    from app.sd import lora
-    from app.sd.handles import LoraRef
-    file, identity = ctx.file("path"), ctx.fingerprint("path")
-    lora.prepare(ctx.env, model.checkpoint, clip.checkpoint, file, identity)
-    return {"model": replace(model, loras=model.loras + (LoraRef(file, identity, float(strength_model)),)),
-            "clip": replace(clip, loras=clip.loras + (LoraRef(file, identity, float(strength_clip)),))}
+    model, clip = ctx.env.add_lora(model, clip, ctx.file("path"), ctx.fingerprint("path"),
+                                   strength_model, strength_clip)
+    return {"model": model, "clip": clip}

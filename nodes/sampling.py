@@ -27,8 +27,7 @@ def _supported(params):
       check=_supported)
 def scheduler(ctx, model, name, sigmas, spacing):
     from app.sd import schedulers
-    base = ctx.env.store.get(model.checkpoint)["scheduler_config"]
-    return schedulers.describe(name, base, sigmas, spacing)
+    return schedulers.describe(name, ctx.env.scheduler_config(model), sigmas, spacing)
 
 
 @node("Sampler", "sampling",
@@ -46,20 +45,18 @@ def scheduler(ctx, model, name, sigmas, spacing):
               Float("guidance_rescale", 0.0, "Rescale guidance to fix over-exposure (0 = off).",
                     min=0.0, max=1.0, step=0.05)])
 def sampler(ctx, model, positive, negative, latent, noise, scheduler, steps, cfg, denoise, guidance_rescale):
-    from app.sd import sampling, text
+    from app.sd import guidance, sampling, text
     from app.sd.handles import Latent
-    from app.sd.lora import activated
-    comps = ctx.env.store.get(model.checkpoint)
 
     def pad_chunk(cond):
-        clip_comps = ctx.env.store.get(cond.clip.checkpoint)
-        with activated(ctx.env, clip_comps, cond.clip.loras, "text_encoder"):
-            return text.empty_chunk(clip_comps, cond.clip_skip)
+        with ctx.env.clip(cond.clip) as te:
+            return text.empty_chunk(te, cond.clip_skip)
 
     def progress(step, total, preview):
         ctx.progress(step, total, preview if ctx.wants_preview else None)
 
-    with activated(ctx.env, comps, model.loras, "unet"):
-        samples = sampling.sample(comps["unet"], positive, negative, latent, noise.seed, scheduler, steps,
-                                  cfg, denoise, guidance_rescale, pad_chunk, progress)
+    specs = positive.guides + tuple(g for g in negative.guides if g not in positive.guides)
+    with ctx.env.unet(model) as unet, guidance.bound(ctx.env, specs, dict(latent=latent, cfg=cfg)) as guides:
+        samples = sampling.sample(unet, positive, negative, latent, noise.seed, scheduler, steps,
+                                  cfg, denoise, guidance_rescale, pad_chunk, progress, guides)
     return Latent(samples)

@@ -54,11 +54,11 @@ def engine(runtime, tmp_path):
 
 
 def load_workflow(name, **sets):
-    """A shipped workflow with params overridden: sets={"node.param": value}."""
-    from app.cli import apply_sets
+    """A shipped workflow with params overridden: sets={"node.param": value} (checked, not file-checked)."""
     from app.core.validate import load
+    from app.session.overrides import apply_sets
     from nodes import catalog
     doc = json.loads((WORKFLOWS / name).read_text())
-    problems = apply_sets(doc, [f"{k}={json.dumps(v)}" for k, v in sets.items()])
+    problems, _ = apply_sets(doc, [f"{k}={json.dumps(v)}" for k, v in sets.items()])
     assert not problems
     return load(doc, catalog)

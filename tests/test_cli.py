@@ -39,7 +39,7 @@ def test_png_carries_the_workflow_and_runs_again(tiny_dir, tmp_path):
                  "--device", "cpu", "--quiet"]) == 0
     first = out / "txt2img_00001.png"
     im = Image.open(first)
-    embedded = json.loads(im.text["workflow"])
+    embedded = json.loads(im.text["latentloom.workflow"])
     assert embedded["nodes"]["noise"]["params"]["seed"] == 5
     assert "Steps: 2, Sampler: Euler, CFG scale: 7.5, Seed: 5, Size: 64x64" in im.text["parameters"]
     assert im.text["parameters"].startswith("a watercolor painting")
@@ -89,7 +89,8 @@ def test_set_errors(tmp_path, capsys):
 def test_set_values_parse_as_json_else_string(capsys):
     assert main(["validate", TXT2IMG, "--set", "positive.text=42"]) == 2  # 42 is a number: not a string
     assert "node 'positive' param 'text': expected a string, got 42" in capsys.readouterr().err
-    assert main(["validate", TXT2IMG, "--set", "positive.text=a cat", "--set", "sampler.cfg=2.5"]) == 0
+    assert main(["validate", TXT2IMG, "--set", "positive.text=a cat", "--set", "sampler.cfg=2.5",
+                 "--set", "ckpt.path=stable-diffusion-v1-5/stable-diffusion-v1-5"]) == 0
 
 
 def test_runtime_failure_exits_1_with_node_and_cause(tiny_dir, tmp_path, capsys):
@@ -118,7 +119,7 @@ def test_png_without_workflow_is_a_clear_error(tmp_path, capsys):
     plain = tmp_path / "plain.png"
     Image.new("RGB", (4, 4)).save(plain)
     assert main(["validate", str(plain)]) == 2
-    assert "this PNG carries no Latent Loom workflow" in capsys.readouterr().err
+    assert "this PNG carries no Latent Loom workflow" in capsys.readouterr().err  # nor another format
 
 
 def test_nodes_catalog_json(capsys):

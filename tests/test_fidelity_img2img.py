@@ -103,7 +103,7 @@ def test_inpaint_composite_keeps_untouched_pixels(engine, tiny_dir):
 
 @pytest.mark.parametrize("name,strength", [("euler", 1.0), ("pndm", 1.0), ("ddim", 0.6), ("euler_ancestral", 1.0)])
 def test_inpaint_9_channel_matches_pipeline(engine, tiny_inpaint_dir, name, strength):
-    from app.cli import apply_sets
+    from app.session.overrides import apply_sets
     from app.core.validate import load
     from nodes import catalog
     import json
@@ -117,7 +117,7 @@ def test_inpaint_9_channel_matches_pipeline(engine, tiny_inpaint_dir, name, stre
     n["sampler"]["inputs"]["latent"] = ["inpaint", "latent"]
     n["save"]["inputs"]["image"] = ["decode", "image"]
     sets = small(**{"ckpt.path": str(tiny_inpaint_dir), "scheduler.name": name, "sampler.denoise": strength})
-    assert not apply_sets(doc, [f"{k}={json.dumps(v)}" for k, v in sets.items()])
+    assert not apply_sets(doc, [f"{k}={json.dumps(v)}" for k, v in sets.items()])[0]
     result = engine.run(load(doc, catalog))
     latent = result.values["inpaint"]["latent"]
     expected = inpaint_expected(tiny_inpaint_dir, name, result, strength, latent.masked_image_latents)

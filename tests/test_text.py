@@ -6,7 +6,8 @@ from app.sd.handles import ClipHandle
 
 
 def comps_of(pipe):
-    return {"text_encoder": pipe.text_encoder, "tokenizer": pipe.tokenizer}
+    from app.sd.runtime import TextModules
+    return TextModules(pipe.text_encoder, pipe.tokenizer)
 
 
 def test_short_prompt_equals_encode_prompt(tiny_pipe):

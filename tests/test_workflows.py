@@ -12,9 +12,13 @@ SCHEMA = json.loads((ROOT / "docs" / "workflow.schema.json").read_text())
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
-def test_shipped_workflow_matches_schema_and_validates(path):
-    jsonschema.validate(json.loads(path.read_text()), SCHEMA)
-    assert main(["validate", str(path)]) == 0
+def test_shipped_workflow_matches_schema_and_validates(path, tiny_dir, request, capsys):
+    doc = json.loads(path.read_text())
+    jsonschema.validate(doc, SCHEMA)
+    needs_lora = any(n["type"] == "LoadLoRA" for n in doc["nodes"].values())
+    lora_file = request.getfixturevalue("lora_file") if needs_lora else None
+    assert main(["validate", str(path), *tiny_overrides(doc, tiny_dir, lora_file)]) == 0
+    assert capsys.readouterr().out.startswith(f"{path}: ok")
 
 
 def tiny_overrides(doc, tiny_dir, lora_file):

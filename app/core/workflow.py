@@ -25,6 +25,7 @@ class Node:
 class Workflow:
     nodes: dict = field(default_factory=dict)  # node id -> Node
     ui: dict = field(default_factory=dict)
+    sweep: dict | None = None  # the optional "sweep" block, checked by app.core.sweep
 
     def to_json(self):
         return {
@@ -37,6 +38,7 @@ class Workflow:
                 for nid, n in self.nodes.items()
             },
             **({"ui": copy.deepcopy(self.ui)} if self.ui else {}),
+            **({"sweep": copy.deepcopy(self.sweep)} if self.sweep is not None else {}),
         }
 
     def dumps(self):
@@ -106,7 +108,7 @@ def parse(data):
     data = migrate(data)
     problems = []
     for key in data:
-        if key not in ("format", "version", "nodes", "ui"):
+        if key not in ("format", "version", "nodes", "ui", "sweep"):
             problems.append(Problem(None, None, f"unknown top-level key {key!r}"))
     ui = data.get("ui", {})
     if not isinstance(ui, dict):
@@ -117,7 +119,7 @@ def parse(data):
         return None, problems + [Problem(None, None, "\"nodes\" must be an object of node id -> node")]
     if len(raw_nodes) > MAX_NODES:
         return None, problems + [Problem(None, None, f"too many nodes ({len(raw_nodes)} > {MAX_NODES})")]
-    wf = Workflow(ui=ui)
+    wf = Workflow(ui=ui, sweep=data.get("sweep"))
     for nid, raw in raw_nodes.items():
         node, node_problems = _parse_node(nid, raw)
         problems += node_problems

@@ -61,3 +61,28 @@ class RunFinished:
     executed: tuple = field(default=())
     cached: tuple = field(default=())
     outputs: tuple = field(default=())
+
+
+@dataclass(frozen=True)
+class CellStarted:
+    """A sweep cell begins (index counts cells in run order, from 0)."""
+    index: int
+    total: int
+    values: dict
+
+
+@dataclass(frozen=True)
+class CellFinished:
+    index: int
+    total: int
+    values: dict
+    status: str          # "ok", "failed" or "cancelled"
+    files: tuple = ()
+    grid: tuple = ()     # (column, row, page) of the cell on the contact sheets
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class SheetWritten:
+    path: str
+    page: int

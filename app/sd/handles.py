@@ -60,6 +60,7 @@ class Conditioning:
     embeds: Any          # tensor [1, 77 * chunks, dim]
     clip: ClipHandle     # to encode an empty chunk when the other side is longer
     clip_skip: int = 0
+    guides: tuple = ()   # guide specs (with a .kind) the sampler binds through app.sd.guidance
 
 
 @dataclass(eq=False)

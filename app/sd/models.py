@@ -11,7 +11,7 @@ import torch
 
 from app.core.errors import UserError
 
-RESOURCES = Path(__file__).resolve().parents[2] / "resources"
+from app.paths import RESOURCES
 UNET_IN = "model.diffusion_model.input_blocks.0.0.weight"
 
 

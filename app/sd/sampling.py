@@ -12,7 +12,7 @@ from diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion import resca
 from diffusers.utils.torch_utils import randn_tensor
 
 from app.core.errors import UserError
-from app.sd import schedulers
+from app.sd import guidance, schedulers
 from app.sd.images import preview
 
 
@@ -70,8 +70,10 @@ def _timesteps(scheduler, steps, strength, device, full):
 
 @torch.no_grad()
 def sample(unet, positive, negative, latent, seed, scheduler_handle, steps, cfg, denoise,
-           guidance_rescale=0.0, pad_chunk=None, progress=None):
-    """Returns the denoised latents. progress(step, total, preview_fn) is called after each step."""
+           guidance_rescale=0.0, pad_chunk=None, progress=None, guides=()):
+    """Returns the denoised latents. progress(step, total, preview_fn) is called after each step.
+
+    guides: app.sd.guidance.Guide objects, asked for extra U-Net kwargs at every step."""
     device = unet.device
     dtype = positive.embeds.dtype
     generator = torch.Generator("cpu").manual_seed(seed)
@@ -108,7 +110,8 @@ def sample(unet, positive, negative, latent, seed, scheduler_handle, steps, cfg,
         model_in = scheduler.scale_model_input(model_in, t)
         if inpaint and nine:
             model_in = torch.cat([model_in, mask_in, masked_in], dim=1)
-        noise_pred = unet(model_in, t, encoder_hidden_states=embeds, return_dict=False)[0]
+        extra = guidance.step_kwargs(guides, i, len(timesteps), t, model_in, embeds)
+        noise_pred = unet(model_in, t, encoder_hidden_states=embeds, return_dict=False, **extra)[0]
         if do_cfg:
             uncond, text = noise_pred.chunk(2)
             noise_pred = uncond + cfg * (text - uncond)

@@ -28,11 +28,11 @@ def encode_ids(text_encoder, ids, clip_skip=0):
     return out.to(dtype=text_encoder.dtype, device=device)
 
 
-def encode(components, clip, text, clip_skip=0):
-    te, tok = components["text_encoder"], components["tokenizer"]
-    chunks = [encode_ids(te, ids, clip_skip) for ids in token_chunks(tok, text)]
+def encode(te, clip, text, clip_skip=0):
+    """te: TextModules (encoder, tokenizer)."""
+    chunks = [encode_ids(te.encoder, ids, clip_skip) for ids in token_chunks(te.tokenizer, text)]
     return Conditioning(torch.cat(chunks, dim=1), clip, clip_skip)
 
 
-def empty_chunk(components, clip_skip=0):
-    return encode_ids(components["text_encoder"], token_chunks(components["tokenizer"], "")[0], clip_skip)
+def empty_chunk(te, clip_skip=0):
+    return encode_ids(te.encoder, token_chunks(te.tokenizer, "")[0], clip_skip)

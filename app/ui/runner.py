@@ -1,26 +1,22 @@
-"""Runs workflows on a worker thread with ONE Engine per window, so its cache persists.
+"""Runs prepared workflows on a worker thread through ONE session per window, so its cache persists.
 
 The worker is a QObject living in a QThread. Executor events are emitted from
 the worker thread and reach the UI as queued signals (Qt.QueuedConnection), in
-order. The Runtime (torch, the model store) is created lazily on the worker, on
-the first run, so opening the editor stays fast.
+order. The session builds its runtime (torch, the model store) lazily on the
+worker, on the first run, so opening the editor stays fast.
 """
 from dataclasses import dataclass, field
 
 from app.ui import qtcompat  # noqa: F401  (first: binding work-arounds)
 from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
-from app.engine.cache import Cache
 from app.engine.cancel import CancelToken
-from app.engine.executor import Engine
+from app.session import Session
 
 
 @dataclass
 class Job:
-    workflow: object
-    document: dict
-    base_dirs: list = field(default_factory=list)
-    device: str = "auto"
+    prepared: object  # app.session.Prepared
     cancel: CancelToken = field(default_factory=CancelToken)
 
 
@@ -29,25 +25,14 @@ class _Worker(QObject):
     event = Signal(object)
     done = Signal(object, object)  # RunResult or None, exception or None
 
-    def __init__(self, engine):
+    def __init__(self, session):
         super().__init__()
-        self.engine = engine
-        self.device = None
-
-    def _runtime(self, device):
-        if self.engine.env is None or device != self.device:
-            from app.sd.runtime import Runtime  # imports torch: slow, so here and only once
-            runtime = Runtime(device)
-            if self.engine.env is not None:
-                self.engine.cache = Cache()  # cached values belong to the old device's models
-            self.engine.env, self.device = runtime, device
+        self.session = session
 
     @Slot(object)
     def run(self, job):
         try:
-            self._runtime(job.device)
-            result = self.engine.run(job.workflow, on_event=self.event.emit, cancel=job.cancel,
-                                     document=job.document, base_dirs=job.base_dirs)
+            result = self.session.run(job.prepared, on_event=self.event.emit, cancel=job.cancel)
         except BaseException as e:  # reported to the UI, never raised on the worker thread
             self.done.emit(None, e)
             return
@@ -66,12 +51,13 @@ class Runner(QObject):
 
     def __init__(self, catalog, output_dir="output", models_dirs=(), device="auto", parent=None):
         super().__init__(parent)
-        self.engine = Engine(catalog, output_dir=output_dir, models_dirs=models_dirs, env=None, previews=True)
-        self.device = device
+        self.session = Session(catalog, models_dirs=models_dirs, output_dir=output_dir, device=device,
+                               previews=True)
+        self.engine = self.session.engine
         self.job = None
         self.thread = QThread()
         self.thread.setObjectName("latentloom-runner")
-        self.worker = _Worker(self.engine)
+        self.worker = _Worker(self.session)
         self.worker.moveToThread(self.thread)
         self._run.connect(self.worker.run, Qt.QueuedConnection)
         self._preload.connect(self.worker.preload, Qt.QueuedConnection)
@@ -81,12 +67,7 @@ class Runner(QObject):
 
     def configure(self, output_dir=None, models_dirs=None, device=None):
         """New settings; they apply from the next run (the cache is kept unless the device changes)."""
-        if output_dir is not None:
-            self.engine.output_dir = str(output_dir)
-        if models_dirs is not None:
-            self.engine.models_dirs = [str(d) for d in models_dirs]
-        if device is not None:
-            self.device = device
+        self.session.configure(output_dir, models_dirs, device)
 
     @property
     def busy(self):
@@ -94,16 +75,16 @@ class Runner(QObject):
 
     @property
     def loaded(self):
-        return self.engine.env is not None
+        return self.session.loaded
 
     def warm_up(self):
         """Import torch and diffusers on the worker now, so the first run starts sooner."""
         self._preload.emit()
 
-    def start(self, workflow, document, base_dirs=()):
+    def start(self, prepared):
         if self.busy:
             return False
-        self.job = Job(workflow, document, [str(d) for d in base_dirs], self.device)
+        self.job = Job(prepared)
         self._run.emit(self.job)
         return True
 

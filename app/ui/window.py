@@ -342,13 +342,11 @@ class MainWindow(QMainWindow):
         return self._load(path)
 
     def _load(self, path, template=False):
-        from app.cli import read_document
         path = str(path)
         try:
-            data = read_document(path)
-            with open(path, "rb") as f:
-                is_png = f.read(8) == b"\x89PNG\r\n\x1a\n"
-            problems = self.doc.load(data, path=None if (template or is_png) else path, origin=path)
+            document = self.runner.session.open(path)
+            ours = document.reader == "latentloom-json"
+            problems = self.doc.load(document.data, path=None if (template or not ours) else path, origin=path)
         except (WorkflowError, OSError) as e:
             problems = getattr(e, "problems", None)
             self.log(f"Could not open {path}:", "error")
@@ -464,17 +462,20 @@ class MainWindow(QMainWindow):
         if self.runner.busy:
             self.status("A run is in progress")
             return False
-        from app.core.validate import check
-        data = self.doc.to_json()
-        wf, problems = check(json.loads(json.dumps(data)), self.catalog)
-        self.view.clear_states()
-        if problems:
-            self.show_problems(problems, "Cannot run: the workflow has problems:")
-            self.run_done.emit(None, WorkflowError(problems))
-            return False
-        base_dirs = [str(Path(self.doc.path).resolve().parent)] if self.doc.path else []
+        from app.session import Document
         self.runner.configure(output_dir=self.settings.output_dir, models_dirs=self.settings.models_dirs,
                               device=self.settings.device)
+        data = self.doc.to_json()
+        base_dir = Path(self.doc.path).resolve().parent if self.doc.path else None
+        self.view.clear_states()
+        try:
+            prepared = self.runner.session.prepare(Document(json.loads(json.dumps(data)), self.doc.path or "",
+                                                            base_dir, "editor"))
+        except WorkflowError as e:
+            self.show_problems(e.problems, "Cannot run: the workflow has problems:")
+            self.run_done.emit(None, e)
+            return False
+        prepared.document = self._with_ui(prepared.document, data)
         self.run_status = "running"
         self.actions["run"].setEnabled(False)
         self.actions["cancel"].setEnabled(True)
@@ -482,7 +483,17 @@ class MainWindow(QMainWindow):
         self.progress.setValue(0)
         self.run_label.setText(" starting…")
         self.log("Run: starting" + ("" if self.runner.loaded else " (loading the engine)"))
-        return self.runner.start(wf, data, base_dirs)
+        return self.runner.start(prepared)
+
+    @staticmethod
+    def _with_ui(document, data):
+        """Outputs embed the editor's layout too, so a PNG opens as it was drawn."""
+        for nid, node in data.get("nodes", {}).items():
+            if "ui" in node and nid in document["nodes"]:
+                document["nodes"][nid]["ui"] = node["ui"]
+        if "ui" in data:
+            document["ui"] = data["ui"]
+        return document
 
     def cancel_run(self):
         if self.runner.busy:

@@ -295,7 +295,7 @@ def test_save_reopen_and_compare(window, make_window, tmp_path, settings):
     rx, ry, rw, rh = other.view.viewer.scene_rect()
     assert (rx + rw / 2, ry + rh / 2) == pytest.approx((x + w / 2, y + h / 2), abs=3)
     from app.cli import main
-    assert main(["validate", str(path)]) == 0
+    assert main(["validate", str(path), "--set", "ckpt.path=stable-diffusion-v1-5/stable-diffusion-v1-5"]) == 0
     assert settings.recent[0] == str(path)
 
 
@@ -384,7 +384,7 @@ def test_latentloom_edit_opens_the_editor(qtbot, tmp_path):
     """`latentloom edit FILE` goes through app.ui.main.run_editor and returns its exit code."""
     from PySide6.QtCore import QSettings, QTimer
     from PySide6.QtWidgets import QApplication
-    from app.cli import main
+    from app.launcher import main
     from app.ui.window import MainWindow
     QSettings.setDefaultFormat(QSettings.IniFormat)
     QSettings.setPath(QSettings.IniFormat, QSettings.UserScope, str(tmp_path))

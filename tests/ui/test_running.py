@@ -30,7 +30,7 @@ def test_run_matches_the_cli_then_only_the_edited_branch_reruns(window, qtbot, t
     assert any(isinstance(e, ev.NodeProgress) and e.preview is not None for e in seen)  # live preview
     assert window.progress.value() == window.progress.maximum() == 2
     copy = window.images.save_as(str(tmp_path / "copy.png"))  # save as keeps the embedded workflow
-    from app.core.png import read_workflow
+    from app.engine.png import read_workflow
     assert read_workflow(copy)["nodes"].keys() == window.doc.workflow.nodes.keys()
     window.images.copy()
     from PySide6.QtWidgets import QApplication

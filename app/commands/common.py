@@ -1,0 +1,64 @@
+"""What the sub-commands share: the session from the flags, problem printing, reports."""
+import json
+import sys
+from pathlib import Path
+
+EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
+
+
+def session_from(args, previews=False):
+    from app.session import Session, models_dirs_from
+    return Session(models_dirs=models_dirs_from(getattr(args, "models", None)),
+                   output_dir=getattr(args, "out", "output"), device=getattr(args, "device", "auto"),
+                   allow_pickle=getattr(args, "allow_pickle_checkpoints", False), previews=previews)
+
+
+def print_problems(err):
+    n = len(err.problems)
+    print(f"{err.source or 'workflow'}: invalid workflow ({n} problem{'s' if n != 1 else ''}):", file=sys.stderr)
+    for p in err.problems:
+        print(f"  - {p}", file=sys.stderr)
+
+
+def add_set_option(parser):
+    parser.add_argument("--set", action="append", default=[], metavar="NODE.PARAM=VALUE",
+                        help="override a param (JSON value, else a string); repeatable")
+
+
+def add_run_options(parser):
+    add_set_option(parser)
+    parser.add_argument("--report", metavar="FILE", help="write a JSON report of what ran")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    parser.add_argument("--quiet", action="store_true", help="no progress output")
+    parser.add_argument("--allow-pickle-checkpoints", action="store_true",
+                        help="load legacy .ckpt files (with torch.load(weights_only=True))")
+
+
+def check_report_path(path):
+    """A --report target that cannot be written is an invalid flag, found before anything runs."""
+    if not path:
+        return None
+    p = Path(path).expanduser()
+    if p.is_dir():
+        return f"--report {path!r} is a folder"
+    if not p.parent.is_dir():
+        return f"--report {path!r}: the folder {str(p.parent)!r} does not exist"
+    return None
+
+
+def write_report(path, report):
+    from app.engine.outputs import write_file
+    text = json.dumps(report, indent=2, ensure_ascii=False) + "\n"
+    try:
+        write_file(Path(path).expanduser(), lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+    except OSError as e:
+        print(f"error: --report {path!r}: {e.strerror or e}", file=sys.stderr)
+        return False
+    return True
+
+
+def print_failure(label, e, debug):
+    print(f"{label}: {e}", file=sys.stderr)
+    if debug:
+        import traceback
+        traceback.print_exception(e.__cause__ or e)

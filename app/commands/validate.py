@@ -1,0 +1,25 @@
+"""latentloom validate WORKFLOW...: every check `run` makes before running, files included."""
+from app.commands.common import EXIT_INVALID, EXIT_OK, add_set_option, print_problems, session_from
+
+NAME = "validate"
+
+
+def add_parser(sub, common):
+    p = sub.add_parser(NAME, parents=[common], help="check workflows (files included) without running them")
+    p.add_argument("workflow", nargs="+")
+    add_set_option(p)
+    return p
+
+
+def run(args):
+    session = session_from(args)
+    prepared, errors = session.load_all(args.workflow, args.set)
+    for e in errors:
+        print_problems(e)
+    for item in prepared:
+        cells = ""
+        if item.is_sweep:
+            from app.core.sweep import cells as all_cells
+            cells = f" (a sweep of {len(all_cells(item.axes))} cells)"
+        print(f"{item.source}: ok{cells}")
+    return EXIT_INVALID if errors else EXIT_OK

@@ -1,0 +1,203 @@
+"""The session: the one place that opens documents, applies overrides, validates, builds the
+runtime and runs workflows and sweeps. The CLI, the editor and the tests are faces over it."""
+import copy
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from app.core import sweep as sweeps
+from app.core.validate import check as check_document
+from app.core.workflow import Problem, WorkflowError
+from app.engine.executor import Engine
+from app.engine.plan import plan, targets_of
+from app.session.overrides import apply_sets, set_param
+from app.session.readers import Document, open_document
+
+
+@dataclass
+class Prepared:
+    """A validated workflow, ready to run."""
+    workflow: object                 # app.core.workflow.Workflow
+    document: dict                   # what its outputs embed (input files made absolute)
+    source: str = ""
+    base_dirs: list = field(default_factory=list)
+    axes: list = field(default_factory=list)   # sweep axes, when the document carries a sweep
+
+    @property
+    def is_sweep(self):
+        return bool(self.axes)
+
+
+def models_dirs_from(args_dirs=None):
+    """--models folders, then LATENTLOOM_MODELS; ./models when neither is given."""
+    dirs = list(args_dirs or [])
+    env = os.environ.get("LATENTLOOM_MODELS")
+    if env:
+        dirs += [d for d in env.split(os.pathsep) if d]
+    return dirs or ["models"]
+
+
+class Session:
+    def __init__(self, catalog=None, models_dirs=("models",), output_dir="output", device="auto",
+                 allow_pickle=False, previews=False):
+        if catalog is None:
+            from nodes import catalog
+        self.catalog = catalog
+        self.device, self.allow_pickle = device, allow_pickle
+        self.engine = Engine(catalog, output_dir=str(output_dir), models_dirs=[str(d) for d in models_dirs],
+                             env=None, previews=previews)
+
+    # -- settings ----------------------------------------------------------------------------
+    @property
+    def output_dir(self):
+        return self.engine.output_dir
+
+    def configure(self, output_dir=None, models_dirs=None, device=None):
+        """New settings apply from the next run; a new device drops the runtime and the cache."""
+        if output_dir is not None:
+            self.engine.output_dir = str(output_dir)
+        if models_dirs is not None:
+            self.engine.models_dirs = [str(d) for d in models_dirs]
+        if device is not None and device != self.device:
+            self.device = device
+            if self.engine.env is not None:
+                self.engine.env = None
+                self.engine.cache.clear()
+
+    @property
+    def runtime(self):
+        """The torch runtime (device and model store), built on first use and kept."""
+        if self.engine.env is None:
+            from app.sd.runtime import Runtime
+            self.engine.env = Runtime(self.device, allow_pickle=self.allow_pickle)
+        return self.engine.env
+
+    @property
+    def loaded(self):
+        return self.engine.env is not None
+
+    # -- documents ---------------------------------------------------------------------------
+    def open(self, path):
+        """Read a document of any registered format (WorkflowError if it cannot be read)."""
+        return open_document(path)
+
+    def prepare(self, doc, sets=(), strict=True):
+        """Overrides, validation and file checks on a Document (or a plain dict); all problems at once.
+
+        Returns a Prepared; raises WorkflowError."""
+        if not isinstance(doc, Document):
+            doc = Document(doc, "", None, "dict")
+        data = copy.deepcopy(doc.data)
+        problems, _ = apply_sets(data, list(sets), strict=strict)
+        base_dirs = [doc.base_dir] if doc.base_dir else []
+        wf, more = check_document(data, self.catalog)
+        problems += more
+        axes = []
+        if wf is not None and wf.sweep is not None:
+            axes, more = sweeps.parse(wf.sweep)
+            problems += more or sweeps.check(axes, wf, self.catalog)
+        if wf is not None and not problems:
+            problems += self._check_runnable(wf, axes, base_dirs)
+        if problems:
+            raise WorkflowError(problems, doc.source or None)
+        return Prepared(wf, self._document(wf, base_dirs), doc.source, base_dirs, axes)
+
+    def load(self, path, sets=(), strict=True):
+        return self.prepare(self.open(path), sets, strict)
+
+    def load_all(self, paths, sets=()):
+        """Several documents with shared --set: each set applies to every document that has its
+        node, and is an error only when none has it. Returns ([Prepared], [WorkflowError])."""
+        from app.session.overrides import has_node, parse_set
+        docs, errors = [], []
+        for path in paths:
+            try:
+                docs.append(self.open(path))
+            except WorkflowError as e:
+                errors.append(e)
+        unmatched = []
+        for item in sets:
+            parsed = parse_set(item)
+            if isinstance(parsed, tuple) and docs and not any(has_node(d.data, parsed[0]) for d in docs):
+                unmatched.append(Problem(parsed[0], None, f"--set {item!r}: no such node in any workflow"))
+        if unmatched:
+            errors.append(WorkflowError(unmatched, "--set"))
+        prepared = []
+        for d in docs:
+            try:
+                prepared.append(self.prepare(d, sets, strict=len(paths) == 1))
+            except WorkflowError as e:
+                errors.append(e)
+        return prepared, errors
+
+    def _check_runnable(self, wf, axes, base_dirs):
+        """What `run` would refuse before running: no output node, files that do not resolve
+        (in every sweep cell whose axes touch a file param)."""
+        targets = targets_of(wf, self.catalog)
+        if not targets:
+            return [Problem(None, None, "nothing to run: the workflow has no output node (such as SaveImage)")]
+        problems = self._file_problems(wf, targets, base_dirs)
+        if axes:
+            seen = {str(p) for p in problems}
+            for cell in sweeps.cells(axes):
+                if not any(self._is_file(wf, n, p) for n, p, _ in cell.sets):
+                    continue
+                cell_wf = self.cell_workflow(wf, cell)
+                for p in self._file_problems(cell_wf, targets, base_dirs):
+                    if str(p) not in seen:
+                        seen.add(str(p))
+                        problems.append(p)
+        return problems
+
+    def _is_file(self, wf, node_id, param):
+        spec = self.catalog.get(wf.nodes[node_id].type)
+        return spec.param(param).kind == "file"
+
+    def _file_problems(self, wf, targets, base_dirs):
+        try:
+            self.engine.resolve_files(wf, plan(wf, targets), base_dirs)
+        except WorkflowError as e:
+            return e.problems
+        return []
+
+    def _document(self, wf, base_dirs):
+        """The workflow as its outputs embed it: file params found beside the workflow or in the
+        working folder become absolute paths, so the PNG re-runs from anywhere."""
+        doc = wf.to_json()
+        doc.pop("sweep", None)
+        if not base_dirs:
+            return doc
+        try:
+            resolved = self.engine.resolve_files(wf, list(wf.nodes), base_dirs)
+        except WorkflowError:
+            return doc
+        models = [Path(d).expanduser().resolve() for d in self.engine.models_dirs]
+        for nid, files in resolved.items():
+            for name, r in files.items():
+                if not r.path or Path(r.value).expanduser().is_absolute():
+                    continue
+                path = Path(r.path)
+                if not any(m == path or m in path.parents for m in models):
+                    set_param(doc, nid, name, str(path))
+        return doc
+
+    def cell_workflow(self, wf, cell):
+        """A sweep cell's plain workflow: the sweep's values set, no sweep block."""
+        cell_wf = copy.deepcopy(wf)
+        cell_wf.sweep = None
+        for node_id, param, value in cell.sets:
+            cell_wf.nodes[node_id].params[param] = value
+        return cell_wf
+
+    # -- running -----------------------------------------------------------------------------
+    def run(self, prepared, on_event=None, cancel=None, targets=None, document=None):
+        """Run one prepared workflow (not its sweep). Raises WorkflowError, NodeError or Cancelled."""
+        self.runtime  # noqa: B018  (build it before the first node)
+        return self.engine.run(prepared.workflow, targets=targets, on_event=on_event, cancel=cancel,
+                               document=document if document is not None else prepared.document,
+                               base_dirs=prepared.base_dirs)
+
+    def sweep(self, prepared, on_event=None, on_cell=None, cancel=None):
+        """Run every cell of a prepared sweep; see app.session.sweeping."""
+        from app.session.sweeping import run_sweep
+        return run_sweep(self, prepared, on_event=on_event, on_cell=on_cell, cancel=cancel)
