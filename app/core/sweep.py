@@ -52,6 +52,11 @@ def _short(v):
     return text if len(text) <= 40 else text[:37] + "..."
 
 
+def _show(v):
+    text = repr(v)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 def expand_range(text):
     """'1..4' -> [1, 2, 3, 4]; '0.2:1.0:0.2' -> [0.2, 0.4, ..., 1.0]; else None."""
     m = RANGE_INT.match(text)
@@ -148,7 +153,7 @@ def _parse_axis(i, raw):
         elif isinstance(v, list) and len(v) == len(pairs):
             rows.append(tuple(v))
         else:
-            problems.append(Problem(None, where, f"value {_short(v)}: an axis of {len(pairs)} params takes "
+            problems.append(Problem(None, where, f"value {_show(v)}: an axis of {len(pairs)} params takes "
                                                  f"lists of {len(pairs)} values"))
     if problems:
         return None, problems
@@ -175,7 +180,25 @@ def check(axes, wf, catalog):
             for row in axis.values:
                 err = p.check(row[j])
                 if err:
-                    problems.append(Problem(node_id, f"{where}: param {param!r}", f"value {_short(row[j])}: {err}"))
+                    problems.append(Problem(node_id, f"{where}: param {param!r}", f"value {_show(row[j])}: {err}"))
+    return problems or _check_cells(axes, wf, catalog)
+
+
+def _check_cells(axes, wf, catalog):
+    """Rules between params (multiples of 8, scheduler/sigmas pairs) for each cell's values."""
+    problems, seen = [], set()
+    for cell in cells(axes):
+        touched = {}
+        for node_id, param, value in cell.sets:
+            touched.setdefault(node_id, dict(wf.nodes[node_id].params))[param] = value
+        for node_id, params in touched.items():
+            spec = catalog.get(wf.nodes[node_id].type)
+            if spec.check is None:
+                continue
+            for pname, message in spec.check(params):
+                if (node_id, pname, message) not in seen:
+                    seen.add((node_id, pname, message))
+                    problems.append(Problem(node_id, f"param {pname!r}", f"in sweep cell {cell.values}: {message}"))
     return problems
 
 
