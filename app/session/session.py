@@ -7,7 +7,7 @@ from pathlib import Path
 
 from app.core import sweep as sweeps
 from app.core.validate import check as check_document
-from app.core.workflow import Problem, WorkflowError
+from app.core.workflow import Problem, WorkflowError, scan
 from app.engine.executor import Engine
 from app.engine.plan import plan, targets_of
 from app.session.overrides import apply_sets, set_param
@@ -87,6 +87,9 @@ class Session:
         Returns a Prepared; raises WorkflowError."""
         if not isinstance(doc, Document):
             doc = Document(doc, "", None, "dict")
+        problems, fatal = scan(doc.data)
+        if fatal:  # too deep to copy
+            raise WorkflowError(problems, doc.source or None)
         data = copy.deepcopy(doc.data)
         problems, _ = apply_sets(data, list(sets), strict=strict)
         base_dirs = [doc.base_dir] if doc.base_dir else []
