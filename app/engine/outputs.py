@@ -28,7 +28,10 @@ def target_dir(output_dir, prefix):
     problem = check_prefix(prefix)
     if problem:
         raise UserError(f"filename_prefix {prefix!r}: {problem}")
-    out = Path(output_dir).expanduser()
+    try:
+        out = Path(output_dir).expanduser()
+    except RuntimeError:
+        raise UserError(f"the output folder {str(output_dir)!r} starts with an unknown ~user") from None
     try:
         out.mkdir(parents=True, exist_ok=True)
     except FileExistsError:

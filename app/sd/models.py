@@ -24,11 +24,25 @@ class ModelStore:
         self._sources = {}  # key -> (source, config, dtype), to reload after eviction
         self._lock = threading.RLock()
         self.loads = 0  # how many checkpoints were actually read (for tests and reports)
+        # Memory budgets (bytes, None = no limit): least recently used models beyond the newest
+        # are dropped when the loaded models alone exceed them (the node cache counts them too).
+        self.max_bytes = self.max_vram_bytes = None
+        self._bytes = {}  # key -> (cpu bytes, gpu bytes)
+
+    def __len__(self):
+        return len(self._models)
+
+    def nbytes(self):
+        """(cpu, gpu) bytes of the loaded models' weights."""
+        with self._lock:
+            return (sum(b[0] for k, b in self._bytes.items() if k in self._models),
+                    sum(b[1] for k, b in self._bytes.items() if k in self._models))
 
     def get(self, key):
         with self._lock:
             if key not in self._models:
                 self._models[key] = self._components(self._read(*self._sources[key]))
+                self._bytes[key] = _weights_bytes(self._models[key])
                 self.loads += 1
                 self._evict()
             self._models.move_to_end(key)
@@ -43,8 +57,13 @@ class ModelStore:
         return key
 
     def _evict(self):
-        while len(self._models) > self.max_models:
+        while len(self._models) > self.max_models or (len(self._models) > 1 and self._over()):
             self._models.popitem(last=False)
+
+    def _over(self):
+        cpu, gpu = self.nbytes()
+        return ((self.max_bytes is not None and cpu > self.max_bytes)
+                or (self.max_vram_bytes is not None and gpu > self.max_vram_bytes))
 
     def _read(self, source, config, dtype):
         from diffusers import StableDiffusionPipeline
@@ -109,6 +128,15 @@ class ModelStore:
             "lora": {},  # adapter name -> LoraRef loaded into these modules (app.sd.lora)
             "lock": threading.RLock(),  # held while a run activates adapters on these modules
         }
+
+
+def _weights_bytes(comps):
+    cpu = gpu = 0
+    for name in ("unet", "vae", "text_encoder"):
+        for t in list(comps[name].parameters()) + list(comps[name].buffers()):
+            size = t.numel() * t.element_size()
+            cpu, gpu = (cpu + size, gpu) if t.device.type == "cpu" else (cpu, gpu + size)
+    return cpu, gpu
 
 
 def _unet_in_channels(path):

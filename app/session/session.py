@@ -37,15 +37,32 @@ def models_dirs_from(args_dirs=None):
     return dirs or ["models"]
 
 
+def total_ram():
+    """Physical memory in bytes (0 when the system does not say)."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return 0
+
+
+RAM_FRACTION, VRAM_FRACTION = 0.5, 0.8  # default cache budgets: these fractions of the memory
+GB = 1 << 30
+
+
 class Session:
     def __init__(self, catalog=None, models_dirs=("models",), output_dir="output", device="auto",
-                 allow_pickle=False, previews=False):
+                 allow_pickle=False, previews=False, cache_ram=None, cache_vram=None):
+        """cache_ram / cache_vram: the budget in GB for cached node outputs and loaded models
+        (None: RAM_FRACTION of the RAM, VRAM_FRACTION of the GPU's memory)."""
         if catalog is None:
             from nodes import catalog
         self.catalog = catalog
         self.device, self.allow_pickle = device, allow_pickle
         self.engine = Engine(catalog, output_dir=str(output_dir), models_dirs=[str(d) for d in models_dirs],
                              env=None, previews=previews)
+        self.cache_ram, self.cache_vram = cache_ram, cache_vram
+        ram = int(cache_ram * GB) if cache_ram is not None else int(total_ram() * RAM_FRACTION) or None
+        self.engine.cache.max_bytes = ram
 
     # -- settings ----------------------------------------------------------------------------
     @property
@@ -69,8 +86,23 @@ class Session:
         """The torch runtime (device and model store), built on first use and kept."""
         if self.engine.env is None:
             from app.sd.runtime import Runtime
-            self.engine.env = Runtime(self.device, allow_pickle=self.allow_pickle)
+            env = Runtime(self.device, allow_pickle=self.allow_pickle)
+            cache = self.engine.cache
+            vram = int(self.cache_vram * GB) if self.cache_vram is not None else env.vram_budget(VRAM_FRACTION)
+            env.store.max_bytes, env.store.max_vram_bytes = cache.max_bytes, vram
+            cache.max_vram_bytes, cache.others = vram, env.store.nbytes
+            self.engine.env = env
         return self.engine.env
+
+    def cache_stats(self):
+        """The cache's size and budgets, models included (for --report)."""
+        stats = self.engine.cache.stats()
+        store = self.engine.env.store if self.engine.env is not None else None
+        cpu, gpu = store.nbytes() if store is not None else (0, 0)
+        stats.update(models=len(store) if store is not None else 0, model_ram_bytes=cpu,
+                     model_vram_bytes=gpu, ram_budget_bytes=self.engine.cache.max_bytes,
+                     vram_budget_bytes=self.engine.cache.max_vram_bytes)
+        return stats
 
     @property
     def loaded(self):
