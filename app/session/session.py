@@ -9,6 +9,7 @@ from app.core import sweep as sweeps
 from app.core.validate import check as check_document
 from app.core.workflow import Problem, WorkflowError, scan
 from app.engine.executor import Engine
+from app.engine.memory import total_ram, workflow_problems
 from app.engine.plan import plan, targets_of
 from app.session.overrides import apply_sets, set_param
 from app.session.readers import Document, open_document
@@ -35,14 +36,6 @@ def models_dirs_from(args_dirs=None):
     if env:
         dirs += [d for d in env.split(os.pathsep) if d]
     return dirs or ["models"]
-
-
-def total_ram():
-    """Physical memory in bytes (0 when the system does not say)."""
-    try:
-        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return 0
 
 
 RAM_FRACTION, VRAM_FRACTION = 0.5, 0.8  # default cache budgets: these fractions of the memory
@@ -171,14 +164,14 @@ class Session:
         targets = targets_of(wf, self.catalog)
         if not targets:
             return [Problem(None, None, "nothing to run: the workflow has no output node (such as SaveImage)")]
-        problems = self._file_problems(wf, targets, base_dirs)
+        problems = self._file_problems(wf, targets, base_dirs) + workflow_problems(wf)
         if axes:
             seen = {str(p) for p in problems}
             for cell in sweeps.cells(axes):
-                if not any(self._is_file(wf, n, p) for n, p, _ in cell.sets):
+                if not any(self._is_file(wf, n, p) or wf.nodes[n].type == "EmptyLatent" for n, p, _ in cell.sets):
                     continue
                 cell_wf = self.cell_workflow(wf, cell)
-                for p in self._file_problems(cell_wf, targets, base_dirs):
+                for p in self._file_problems(cell_wf, targets, base_dirs) + workflow_problems(cell_wf):
                     if str(p) not in seen:
                         seen.add(str(p))
                         problems.append(p)
