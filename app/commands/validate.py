@@ -10,6 +10,8 @@ def add_parser(sub, common):
     p = sub.add_parser(NAME, parents=[common], help="check workflows (files included) without running them")
     p.add_argument("workflow", nargs="+")
     add_set_option(p)
+    p.add_argument("--allow-pickle-checkpoints", action="store_true",
+                   help="accept legacy pickle checkpoints, as `run --allow-pickle-checkpoints` does")
     return p
 
 

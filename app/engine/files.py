@@ -223,3 +223,27 @@ def _folder_digest(folder, value, cancel):
                     parts.append(f"{name}:{st.st_size}:{st.st_mtime_ns}")
         todo = subs
     return hashlib.sha256("\n".join(parts).encode("utf-8", "surrogateescape")).hexdigest()
+
+
+PICKLE_SUFFIXES = (".bin", ".ckpt", ".pt", ".pth")
+PICKLE_MESSAGE = ("{what} is a pickle file; these can run code when loaded. Convert it to .safetensors, "
+                  "or opt in with --allow-pickle-checkpoints (then it is read with "
+                  "torch.load(weights_only=True) only)")
+
+
+def pickle_weights(path):
+    """The pickle files loading a checkpoint would read: the file itself, or for a diffusers folder
+    the weights of sub-folders that have pickle weights and no .safetensors."""
+    path = Path(path)
+    if not path.is_dir():
+        return [path.name] if path.suffix.lower() in PICKLE_SUFFIXES else []
+    found = []
+    try:
+        subs = sorted(p for p in path.iterdir() if p.is_dir())
+        for sub in subs[:64]:
+            names = sorted(f.name for f in sub.iterdir() if f.is_file())[:MAX_FOLDER_ENTRIES]
+            if not any(n.endswith(".safetensors") for n in names):
+                found += [f"{sub.name}/{n}" for n in names if n.lower().endswith(PICKLE_SUFFIXES)]
+    except OSError:
+        pass
+    return found

@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 
 from app.core.errors import UserError
+from app.engine.files import PICKLE_MESSAGE, pickle_weights
 
 from app.paths import RESOURCES
 UNET_IN = "model.diffusion_model.input_blocks.0.0.weight"
@@ -74,13 +75,26 @@ class ModelStore:
         transformers_logging.disable_progress_bar()
         common = dict(dtype=dtype, safety_checker=None, requires_safety_checker=False)
         path = Path(source)
+        if not self.allow_pickle:
+            common["use_safetensors"] = True  # never a pickle .bin without the opt-in
         if path.is_dir():
             if not (path / "model_index.json").exists():
                 raise UserError(f"{source} is a folder but not a diffusers model (no model_index.json)")
-            return StableDiffusionPipeline.from_pretrained(source, local_files_only=True, **common)
+            pickles = pickle_weights(path)
+            if pickles and not self.allow_pickle:
+                raise UserError(PICKLE_MESSAGE.format(what=f"{path.name}/{pickles[0]}"))
+            try:
+                return StableDiffusionPipeline.from_pretrained(source, local_files_only=True, **common)
+            except Exception as e:
+                if _carries_code(e):
+                    raise UserError(_CODE_REFUSED.format(name=path.name)) from e
+                raise
         if path.is_file():
             return self._read_single_file(path, config, dtype)
-        return StableDiffusionPipeline.from_pretrained(source, **common)  # a hub id
+        try:
+            return StableDiffusionPipeline.from_pretrained(source, **common)  # a hub id
+        except Exception as e:
+            raise UserError(_hub_message(source, e)) from e
 
     def _read_single_file(self, path, config, dtype):
         from diffusers import StableDiffusionInpaintPipeline, StableDiffusionPipeline
@@ -88,9 +102,7 @@ class ModelStore:
         tmp = None
         if suffix in (".ckpt", ".pt", ".pth", ".bin"):
             if not self.allow_pickle:
-                raise UserError(f"{path.name} is a legacy pickle checkpoint; these can run code when loaded. "
-                                "Convert it to .safetensors, or opt in with --allow-pickle-checkpoints "
-                                "(then it is read with torch.load(weights_only=True) only)")
+                raise UserError(PICKLE_MESSAGE.format(what=path.name))
             tmp = _pickle_to_safetensors(path)
             path = Path(tmp.name)
         elif suffix != ".safetensors":
@@ -156,9 +168,48 @@ def _unet_in_channels(path):
     return entry["shape"][1]
 
 
+_CODE_REFUSED = ("{name}: refused: the file carries code (Python objects that loading would run), not only "
+                 "weights. Nothing of it was run; use a .safetensors version of this model")
+
+
+def _chain(e):
+    while e is not None:
+        yield e
+        e = e.__cause__ or e.__context__
+
+
+def _carries_code(e):
+    import pickle
+    return any(isinstance(x, pickle.UnpicklingError) or "Weights only load failed" in str(x) for x in _chain(e))
+
+
+def _hub_message(repo, e):
+    import os
+    names = " ".join(type(x).__name__ for x in _chain(e))
+    text = " ".join(str(x) for x in _chain(e))
+    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
+        why = "this machine is set offline (HF_HUB_OFFLINE), and the model is not in the local cache"
+    elif any(w in names for w in ("Connect", "Timeout", "Offline", "LocalEntryNotFound")) or \
+            "not fully cached" in text or "connect" in text.lower():
+        why = "this machine is offline (the hub cannot be reached), and the model is not in the local cache"
+    elif "RepositoryNotFound" in names or "401" in text or "404" in text:
+        why = "no such model on the hub (or it is private)"
+    elif "safetensors" in text and "use_safetensors" not in text and "pickle" not in text:
+        why = ("it has no .safetensors weights; pickle weights load only with --allow-pickle-checkpoints")
+    else:
+        why = f"{type(e).__name__}: {(str(e).strip().splitlines() or [''])[0]}"
+    return (f"{repo}: the download from the Hugging Face hub failed: {why}. Download it where the hub can be "
+            "reached, or give a local path")
+
+
 def _pickle_to_safetensors(path):
     from safetensors.torch import save_file
-    data = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        if _carries_code(e):
+            raise UserError(_CODE_REFUSED.format(name=path.name)) from None
+        raise UserError(f"{path.name}: not a readable checkpoint ({type(e).__name__})") from None
     while isinstance(data, dict) and "state_dict" in data:
         data = data["state_dict"]
     tensors = {k: v.contiguous() for k, v in data.items() if isinstance(v, torch.Tensor)}

@@ -165,6 +165,8 @@ class Session:
         if not targets:
             return [Problem(None, None, "nothing to run: the workflow has no output node (such as SaveImage)")]
         problems = self._file_problems(wf, targets, base_dirs) + workflow_problems(wf)
+        if not problems:
+            problems = self._pickle_problems(wf, targets, base_dirs)
         if axes:
             seen = {str(p) for p in problems}
             for cell in sweeps.cells(axes):
@@ -175,6 +177,25 @@ class Session:
                     if str(p) not in seen:
                         seen.add(str(p))
                         problems.append(p)
+        return problems
+
+    def _pickle_problems(self, wf, targets, base_dirs):
+        """Checkpoints that would be read with pickle, without the user's opt-in."""
+        from app.engine.files import PICKLE_MESSAGE, pickle_weights
+        if self.allow_pickle:
+            return []
+        try:
+            resolved = self.engine.resolve_files(wf, plan(wf, targets), base_dirs)
+        except WorkflowError:
+            return []
+        problems = []
+        for nid, files in resolved.items():
+            spec = self.catalog.get(wf.nodes[nid].type)
+            for name, r in files.items():
+                found = pickle_weights(r.path) if r.path and spec.param(name).folder == "checkpoints" else []
+                if found:
+                    what = f"{Path(r.path).name}/{found[0]}" if Path(r.path).is_dir() else found[0]
+                    problems.append(Problem(nid, f"param {name!r}", PICKLE_MESSAGE.format(what=what)))
         return problems
 
     def _is_file(self, wf, node_id, param):
