@@ -83,7 +83,29 @@ def write_new(output_dir, prefix, suffix, write):
     finally:
         tmp.unlink(missing_ok=True)
     _fsync_dir(folder)
+    _remove_stale(folder)
     return path
+
+
+STALE = re.compile(r"^\..*\.(\d+)\.[0-9a-f]+\.tmp$")
+
+
+def _remove_stale(folder):
+    """Remove temporary files that processes killed mid-write left behind (their pid is gone)."""
+    try:
+        names = [n for n in os.listdir(folder) if n.startswith(".") and n.endswith(".tmp")]
+    except OSError:
+        return
+    for name in names:
+        m = STALE.match(name)
+        if not m or int(m.group(1)) == os.getpid():
+            continue
+        try:
+            os.kill(int(m.group(1)), 0)
+        except ProcessLookupError:
+            (Path(folder) / name).unlink(missing_ok=True)
+        except (PermissionError, OverflowError, OSError):
+            pass
 
 
 def write_file(path, write):
