@@ -73,7 +73,7 @@ def threshold_mask(ctx, mask, value):
                      "(corners grow diagonally too); round is a disk of radius p.")])
 def grow_mask(ctx, mask, pixels, shape):
     from app.sd import masks
-    return masks.grow(mask, pixels, shape)
+    return masks.grow(mask, pixels, shape, ctx.check_cancel)
 
 
 @node("FeatherMask", "mask",
@@ -84,7 +84,7 @@ def grow_mask(ctx, mask, pixels, shape):
       params=[Int("radius", 8, "Blur radius in pixels; 0 leaves the mask as it is.", min=0, max=256)])
 def feather_mask(ctx, mask, radius):
     from app.sd import masks
-    return masks.feather(mask, radius)
+    return masks.feather(mask, radius, ctx.check_cancel)
 
 
 @node("SolidMask", "mask",

@@ -107,8 +107,9 @@ def test_pickle_checkpoints_are_refused_unless_opted_in(tmp_path, capsys):
     ckpt = tmp_path / "old.ckpt"
     torch.save({"state_dict": {"x": torch.zeros(1)}}, ckpt)
     code = main(["run", TXT2IMG, "--set", f"ckpt.path={ckpt}", "--out", str(tmp_path / "o"), "--quiet"])
-    assert code == 1
-    assert "old.ckpt is a legacy pickle checkpoint" in capsys.readouterr().err
+    assert code == 2  # found before anything runs, as `validate` finds it
+    assert ("node 'ckpt' param 'path': old.ckpt is a pickle file; these can run code"
+            in capsys.readouterr().err)
     code = main(["run", TXT2IMG, "--set", f"ckpt.path={ckpt}", "--out", str(tmp_path / "o"), "--quiet",
                  "--allow-pickle-checkpoints"])
     assert code == 1  # read safely, then found not to be an SD checkpoint

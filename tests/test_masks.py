@@ -22,6 +22,9 @@ class Ctx:
     def file(self, param):
         return str(self.files[param])
 
+    def check_cancel(self):
+        pass
+
 
 def run(type, **kw):
     return catalog.get(type).fn(Ctx(), **kw)

@@ -139,5 +139,5 @@ def test_workflow_error_message_lists_everything():
 
 def test_huge_or_deep_json_is_refused_cleanly():
     from app.core.workflow import decode
-    with pytest.raises(WorkflowError, match="not valid JSON"):
+    with pytest.raises(WorkflowError, match="nested deeper than 64 levels"):
         decode("[" * 100000 + "]" * 100000)

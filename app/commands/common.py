@@ -1,5 +1,6 @@
 """What the sub-commands share: the session from the flags, problem printing, reports."""
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -10,7 +11,8 @@ def session_from(args, previews=False):
     from app.session import Session, models_dirs_from
     return Session(models_dirs=models_dirs_from(getattr(args, "models", None)),
                    output_dir=getattr(args, "out", "output"), device=getattr(args, "device", "auto"),
-                   allow_pickle=getattr(args, "allow_pickle_checkpoints", False), previews=previews)
+                   allow_pickle=getattr(args, "allow_pickle_checkpoints", False), previews=previews,
+                   cache_ram=getattr(args, "cache_ram", None), cache_vram=getattr(args, "cache_vram", None))
 
 
 def print_problems(err):
@@ -31,18 +33,70 @@ def add_run_options(parser):
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     parser.add_argument("--quiet", action="store_true", help="no progress output")
     parser.add_argument("--allow-pickle-checkpoints", action="store_true",
-                        help="load legacy .ckpt files (with torch.load(weights_only=True))")
+                        help="load legacy .ckpt files and diffusers folders with pickle .bin weights "
+                             "(read with torch.load(weights_only=True))")
+    parser.add_argument("--cache-ram", type=_gigabytes, metavar="GB",
+                        help="memory for cached node outputs and loaded models; least recently used "
+                             "ones are dropped beyond it (default: half the RAM)")
+    parser.add_argument("--cache-vram", type=_gigabytes, metavar="GB",
+                        help="the same for GPU memory (default: 80%% of the GPU's)")
+
+
+def _gigabytes(text):
+    import argparse
+    import math
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of GB") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a number of GB, 0 or more")
+    return value
+
+
+def check_flags(args):
+    """What is wrong with --report or --out, found before anything runs (a message), or None."""
+    return check_report_path(getattr(args, "report", None)) or check_out_dir(getattr(args, "out", None))
+
+
+def check_out_dir(path):
+    """An --out that cannot be a folder we write into."""
+    if not path:
+        return None
+    try:
+        p = Path(path).expanduser().absolute()
+        if p.exists() and not p.is_dir():
+            return f"--out {path!r} is a file, not a folder"
+        existing = p
+        while not existing.exists():
+            existing = existing.parent
+        if not existing.is_dir():
+            return f"--out {path!r}: {str(existing)!r} is a file, not a folder"
+        if not os.access(existing, os.W_OK | os.X_OK):
+            return f"--out {path!r}: cannot write into {str(existing)!r} (permission denied)"
+    except RuntimeError:
+        return f"--out {path!r}: no such user (a leading '~' means a home folder)"
+    except (OSError, ValueError) as e:
+        return f"--out {path!r}: {getattr(e, 'strerror', None) or e}"
+    return None
 
 
 def check_report_path(path):
     """A --report target that cannot be written is an invalid flag, found before anything runs."""
     if not path:
         return None
-    p = Path(path).expanduser()
-    if p.is_dir():
-        return f"--report {path!r} is a folder"
-    if not p.parent.is_dir():
-        return f"--report {path!r}: the folder {str(p.parent)!r} does not exist"
+    try:
+        p = Path(path).expanduser()
+        if p.is_dir():
+            return f"--report {path!r} is a folder"
+        if not p.parent.is_dir():
+            return f"--report {path!r}: the folder {str(p.parent)!r} does not exist"
+        if not os.access(p.parent, os.W_OK | os.X_OK):
+            return f"--report {path!r}: cannot write into {str(p.parent)!r} (permission denied)"
+    except RuntimeError:
+        return f"--report {path!r}: no such user (a leading '~' means a home folder)"
+    except (OSError, ValueError) as e:
+        return f"--report {path!r}: {getattr(e, 'strerror', None) or e}"
     return None
 
 

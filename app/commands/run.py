@@ -1,7 +1,7 @@
 """latentloom run WORKFLOW...: run workflows (JSON or PNG; a workflow with a sweep block sweeps)."""
 import sys
 
-from app.commands.common import (EXIT_FAILED, EXIT_INVALID, EXIT_OK, add_run_options, check_report_path,
+from app.commands.common import (EXIT_FAILED, EXIT_INVALID, EXIT_OK, add_run_options, check_flags,
                                  print_failure, print_problems, session_from, write_report)
 
 NAME = "run"
@@ -15,7 +15,7 @@ def add_parser(sub, common):
 
 
 def run(args):
-    problem = check_report_path(args.report)
+    problem = check_flags(args)
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return EXIT_INVALID
@@ -48,6 +48,7 @@ def execute(session, prepared, args):
             progress.close()
         if code != EXIT_OK:
             break
+    report["cache"] = session.cache_stats()
     if args.report and not write_report(args.report, report):
         code = code or EXIT_FAILED
     return code

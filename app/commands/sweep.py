@@ -2,7 +2,7 @@
 import copy
 import sys
 
-from app.commands.common import EXIT_INVALID, add_run_options, check_report_path, print_problems, session_from
+from app.commands.common import EXIT_INVALID, add_run_options, check_flags, print_problems, session_from
 
 NAME = "sweep"
 
@@ -43,7 +43,7 @@ def axis_block(items):
 def run(args):
     from app.commands.run import execute
     from app.core.workflow import WorkflowError
-    problem = check_report_path(args.report)
+    problem = check_flags(args)
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return EXIT_INVALID

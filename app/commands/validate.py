@@ -1,5 +1,7 @@
 """latentloom validate WORKFLOW...: every check `run` makes before running, files included."""
-from app.commands.common import EXIT_INVALID, EXIT_OK, add_set_option, print_problems, session_from
+import sys
+
+from app.commands.common import EXIT_INVALID, EXIT_OK, add_set_option, check_out_dir, print_problems, session_from
 
 NAME = "validate"
 
@@ -8,10 +10,16 @@ def add_parser(sub, common):
     p = sub.add_parser(NAME, parents=[common], help="check workflows (files included) without running them")
     p.add_argument("workflow", nargs="+")
     add_set_option(p)
+    p.add_argument("--allow-pickle-checkpoints", action="store_true",
+                   help="accept legacy pickle checkpoints, as `run --allow-pickle-checkpoints` does")
     return p
 
 
 def run(args):
+    problem = check_out_dir(args.out)  # as `run` checks it
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return EXIT_INVALID
     session = session_from(args)
     prepared, errors = session.load_all(args.workflow, args.set)
     for e in errors:

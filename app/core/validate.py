@@ -106,7 +106,8 @@ def check(data, catalog):
     """Parse and validate a decoded document. Returns (workflow or None, problems)."""
     wf, problems = parse(data)
     if wf is not None:
-        problems += validate(wf, catalog)
+        seen = {(p.node, p.field) for p in problems}  # one problem a place: scan()'s comes first
+        problems += [p for p in validate(wf, catalog) if (p.node, p.field) not in seen]
     return wf, problems
 
 

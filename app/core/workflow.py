@@ -7,6 +7,8 @@ FORMAT = "latentloom.workflow"
 VERSION = 1
 MAX_FILE_BYTES = 64 * 1024 * 1024
 MAX_NODES = 5000
+MAX_DEPTH = 64          # nesting of JSON arrays and objects anywhere in a document
+MAX_INT_DIGITS = 100    # longer integer literals are refused (Python stops at 4300 digits)
 NODE_KEYS = ("type", "params", "inputs", "ui")
 
 # Migrations: MIGRATIONS[v] turns a version-v document into version v+1.
@@ -81,6 +83,101 @@ class WorkflowError(Exception):
         super().__init__(head + "; ".join(map(str, self.problems)))
 
 
+class BigInt:
+    """An integer literal too long to be a value (kept to be reported where it stands)."""
+
+    def __init__(self, text):
+        self.digits = len(text.lstrip("-"))
+
+    def __repr__(self):
+        return f"<an integer of {self.digits} digits>"
+
+
+class KeysTwice(dict):
+    """A decoded JSON object that gave some key more than once (the last value is kept)."""
+    duplicates = ()
+
+
+def _object(pairs):
+    obj = dict(pairs)
+    if len(obj) == len(pairs):
+        return obj
+    obj, seen, twice = KeysTwice(obj), set(), []
+    for key, _ in pairs:
+        if key in seen and key not in twice:
+            twice.append(key)
+        seen.add(key)
+    obj.duplicates = tuple(twice)
+    return obj
+
+
+def _int(text):
+    return int(text) if len(text) <= MAX_INT_DIGITS else BigInt(text)
+
+
+def loads(text):
+    """json.loads that keeps duplicate keys and huge integers visible to scan()."""
+    return json.loads(text, object_pairs_hook=_object, parse_int=_int)
+
+
+def _bad_text(text):
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return f"contains a lone surrogate character ({text!r}), which is not valid Unicode text"
+    return None
+
+
+def _where(path):
+    """(node, field) of a location in a document."""
+    if len(path) >= 2 and path[0] == "nodes":
+        if len(path) >= 4 and path[2] == "params":
+            return path[1], f"param {path[3]!r}"
+        if len(path) >= 4 and path[2] == "inputs":
+            return path[1], f"input {path[3]!r}"
+        return path[1], (f"{path[2]!r}" if len(path) >= 3 else None)
+    return None, (f"{path[0]!r}" if path else None)
+
+
+def scan(data):
+    """Problems anywhere in a decoded document that its structure checks cannot see: keys given
+    twice, lone surrogates, huge integers, nesting deeper than MAX_DEPTH. Iterative, so any depth
+    is safe. Returns (problems, fatal): fatal when the document must not be walked further."""
+    problems, fatal = [], False
+    todo = [(data, ())]
+    while todo:
+        value, path = todo.pop()
+        if len(path) > MAX_DEPTH:
+            node, where = _where(path)
+            problems.append(Problem(node, where, f"nested deeper than {MAX_DEPTH} levels"))
+            fatal = True
+            continue
+        if isinstance(value, dict):
+            for key in getattr(value, "duplicates", ()):
+                node, where = _where(path + (key,))
+                if path == ("nodes",):
+                    problems.append(Problem(key, None, "this node id is defined twice"))
+                else:
+                    problems.append(Problem(node, where if path[2:] else f"key {key!r}",
+                                            "given twice (the file must give each key once)"))
+            for key, item in value.items():
+                bad = _bad_text(key) if isinstance(key, str) and path != ("nodes",) else None
+                if bad:
+                    node, where = _where(path + (key,))
+                    problems.append(Problem(node, where, "the key " + bad))
+                todo.append((item, path + (key,)))
+        elif isinstance(value, list):
+            todo += [(item, path + (i,)) for i, item in enumerate(value)]
+        elif isinstance(value, str):
+            bad = _bad_text(value)
+            if bad:
+                problems.append(Problem(*_where(path), bad))
+        elif isinstance(value, BigInt):
+            problems.append(Problem(*_where(path), f"an integer of {value.digits} digits is too large"))
+    problems.sort(key=lambda p: (str(p.node), str(p.field)))
+    return problems, fatal
+
+
 def migrate(data):
     """Bring an older document up to VERSION (in place on a copy)."""
     data = copy.deepcopy(data)
@@ -105,8 +202,10 @@ def parse(data):
     if version > VERSION:
         return None, [Problem(None, None, f"made by a newer Latent Loom (format version {version}; "
                                           f"this one reads up to version {VERSION}): please upgrade")]
+    problems, fatal = scan(data)
+    if fatal:
+        return None, problems
     data = migrate(data)
-    problems = []
     for key in data:
         if key not in ("format", "version", "nodes", "ui", "sweep"):
             problems.append(Problem(None, None, f"unknown top-level key {key!r}"))
@@ -130,8 +229,9 @@ def parse(data):
 
 def _parse_node(nid, raw):
     problems = []
-    if not nid.strip() or len(nid) > 100 or any(ord(c) < 32 for c in nid):
-        problems.append(Problem(nid, None, "a node id must be 1-100 printable characters"))
+    if not nid.strip() or len(nid) > 100 or not nid.isprintable():
+        problems.append(Problem(nid, None, "a node id must be 1-100 printable characters (no control, "
+                                           "invisible or direction-changing characters)"))
     if not isinstance(raw, dict):
         return None, problems + [Problem(nid, None, "a node must be a JSON object")]
     for key in raw:
@@ -165,6 +265,12 @@ def decode(text, source=None):
     if len(text) > MAX_FILE_BYTES:
         raise WorkflowError([Problem(None, None, "file is too large for a workflow")], source)
     try:
-        return json.loads(text)
-    except (json.JSONDecodeError, RecursionError) as e:
+        data = loads(text)
+    except RecursionError:
+        raise WorkflowError([Problem(None, None, f"nested deeper than {MAX_DEPTH} levels")], source) from None
+    except ValueError as e:
         raise WorkflowError([Problem(None, None, f"not valid JSON: {e}")], source) from None
+    problems, fatal = scan(data)
+    if fatal:
+        raise WorkflowError(problems, source)
+    return data

@@ -51,6 +51,10 @@ class Context:
         self._cancel.check()
         self._emit(ev.NodeProgress(self.node_id, step, total, preview() if callable(preview) else preview))
 
+    def check_cancel(self):
+        """Raise Cancelled if the run was cancelled (for long operations inside a node)."""
+        self._cancel.check()
+
     def log(self, message):
         self._emit(ev.NodeLog(self.node_id, message))
 
@@ -95,9 +99,20 @@ class Engine:
             raise WorkflowError(problems)
         return resolved
 
-    def fingerprints(self, wf, order, resolved):
-        return {nid: {name: fingerprint(r, self.catalog.get(wf.nodes[nid].type).param(name).fingerprint)
-                      for name, r in resolved[nid].items()} for nid in order}
+    def fingerprints(self, wf, order, resolved, cancel=None):
+        """Every file param's fingerprint; a file that cannot be read is a WorkflowError naming it."""
+        fps, problems = {}, []
+        for nid in order:
+            spec = self.catalog.get(wf.nodes[nid].type)
+            fps[nid] = {}
+            for name, r in resolved[nid].items():
+                try:
+                    fps[nid][name] = fingerprint(r, spec.param(name).fingerprint, cancel)
+                except FileProblem as e:
+                    problems.append(Problem(nid, f"param {name!r}", str(e)))
+        if problems:
+            raise WorkflowError(problems)
+        return fps
 
     @staticmethod
     def key(spec, node, fps, keys, values):
@@ -124,7 +139,7 @@ class Engine:
                                          "(such as SaveImage)")])
         order = plan(wf, targets)
         resolved = self.resolve_files(wf, order, base_dirs)
-        fps = self.fingerprints(wf, order, resolved)
+        fps = self.fingerprints(wf, order, resolved, cancel)
         keys = {}
         document = document if document is not None else wf.to_json()
         result = RunResult()

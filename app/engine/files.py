@@ -1,7 +1,14 @@
-"""Resolve file params against the models folders, and fingerprint them for cache keys."""
+"""Resolve file params against the models folders, and fingerprint them for cache keys.
+
+Only regular files and model/config folders are accepted: a device, a FIFO or a socket would
+block or never end when read, and a folder that is not a diffusers model folder is refused
+rather than walked. Every read is bounded and checks the cancel token.
+"""
+import errno
 import hashlib
 import os
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,7 +19,14 @@ FOLDERS = {
     "configs": ("configs",),
     "images": ("images", "input"),
 }
+# Folders a file param may name instead of a file: a diffusers model (or config) folder.
+FOLDER_OK = ("checkpoints", "configs")
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+WINDOWS_PATH = re.compile(r"^([A-Za-z]:[\\/]|\\\\)|\\")
+MAX_VALUE = 4096            # characters in a file param
+MAX_CONTENT_BYTES = 1 << 30  # a "content" fingerprint hashes at most this much
+MAX_FOLDER_ENTRIES = 2000   # files looked at in a model folder (two levels, never deeper)
+CHUNK = 1 << 20
 
 
 class FileProblem(Exception):
@@ -26,13 +40,60 @@ class Resolved:
     hub_id: str = ""
 
 
+def expand(value):
+    """Path(value).expanduser(), with a FileProblem for an unknown ~user."""
+    try:
+        return Path(value).expanduser()
+    except RuntimeError:
+        user = str(value).split("/", 1)[0]
+        raise FileProblem(f"{value!r}: {user} is not a user on this machine "
+                          "(a leading '~' means a home folder)") from None
+
+
+def kind_of(mode):
+    """'file', 'folder', or what else a path is (device, FIFO, socket)."""
+    if stat.S_ISREG(mode):
+        return "file"
+    if stat.S_ISDIR(mode):
+        return "folder"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "device"
+    if stat.S_ISFIFO(mode):
+        return "FIFO (named pipe)"
+    if stat.S_ISSOCK(mode):
+        return "socket"
+    return "special file"
+
+
+def _stat(path, value):
+    """os.stat of a candidate, or None when it is not there; FileProblem for other failures."""
+    try:
+        return os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        if os.path.islink(path):
+            raise FileProblem(f"{value!r} is a symbolic link to something that does not exist") from None
+        return None
+    except ValueError:
+        raise FileProblem(f"{value!r}: not a usable path") from None
+    except OSError as e:
+        if e.errno == errno.ENAMETOOLONG:
+            raise FileProblem(f"the name is too long for this file system ({len(value)} characters)") from None
+        if e.errno == errno.ELOOP:
+            raise FileProblem(f"{value!r}: a loop of symbolic links") from None
+        if e.errno == errno.EACCES:
+            raise FileProblem(f"{value!r}: permission denied") from None
+        raise FileProblem(f"{value!r}: {e.strerror or e}") from None
+
+
 class Files:
     def __init__(self, models_dirs=(), base_dirs=()):
-        self.models_dirs = [Path(d).expanduser() for d in models_dirs]
-        self.base_dirs = [Path(d).expanduser() for d in base_dirs]
+        self.models_dirs = [_expand_dir(d) for d in models_dirs]
+        self.base_dirs = [_expand_dir(d) for d in base_dirs]
+        self.models_dirs = [d for d in self.models_dirs if d is not None]
+        self.base_dirs = [d for d in self.base_dirs if d is not None]
 
     def candidates(self, value, folder):
-        p = Path(value).expanduser()
+        p = expand(value)
         if p.is_absolute():
             return [p]
         out = []
@@ -42,16 +103,35 @@ class Files:
         return out
 
     def resolve(self, value, folder, hub_ok=False):
+        if "\x00" in value:
+            raise FileProblem("contains a NUL character")
+        if len(value) > MAX_VALUE:
+            raise FileProblem(f"the name is too long ({len(value)} characters)")
         for c in self.candidates(value, folder):
-            if c.exists():
-                return Resolved(value, str(c.resolve()))
+            st = _stat(c, value)
+            if st is None:
+                continue
+            what = kind_of(st.st_mode)
+            if what == "folder":
+                if folder not in FOLDER_OK:
+                    raise FileProblem(f"{value!r} is a folder; this param takes a file")
+                if not (c / "model_index.json").is_file():
+                    raise FileProblem(f"{value!r} is a folder but not a diffusers model folder "
+                                      "(no model_index.json)")
+            elif what != "file":
+                raise FileProblem(f"{value!r} is a {what}, not a regular file")
+            elif not os.access(c, os.R_OK):
+                raise FileProblem(f"{value!r}: permission denied")
+            return Resolved(value, str(c.resolve()))
         if hub_ok and HUB_ID.match(value) and not value.lower().endswith((".safetensors", ".ckpt", ".pt")):
             return Resolved(value, hub_id=value)
         raise FileProblem(self.missing_message(value, folder, hub_ok))
 
     def missing_message(self, value, folder, hub_ok):
-        dirs = [str((d / FOLDERS.get(folder, ("",))[0]).resolve()) for d in self.models_dirs]
+        dirs = [str((d / FOLDERS.get(folder, ("",))[0]).absolute()) for d in self.models_dirs]
         msg = f"file not found: {value!r}"
+        if WINDOWS_PATH.search(value):
+            msg += " (a Windows path: on this system write paths with '/' and no drive letter)"
         if dirs:
             msg += f"; put it into {' or '.join(dirs)}"
         else:
@@ -62,24 +142,108 @@ class Files:
         return msg
 
 
-def fingerprint(resolved, mode="stat"):
-    """A string that changes when the file changes: stat (path+size+mtime) or content hash."""
+def _expand_dir(d):
+    try:
+        return Path(d).expanduser()
+    except RuntimeError:
+        return None  # an unknown ~user: nothing can be found there
+
+
+def fingerprint(resolved, mode="stat", cancel=None):
+    """A string that changes when the file changes: stat (path+size+mtime) or content hash.
+
+    A folder (a diffusers model) is fingerprinted by the stat of its own files and those of its
+    sub-folders, never deeper. FileProblem when the file cannot be read as a regular file."""
     if resolved.hub_id:
         return "hub:" + resolved.hub_id
     p = Path(resolved.path)
-    if p.is_dir():
-        parts = []
-        for root, dirs, names in os.walk(p):
-            dirs.sort()
-            for n in sorted(names):
-                st = os.stat(os.path.join(root, n))
-                parts.append(f"{os.path.relpath(os.path.join(root, n), p)}:{st.st_size}:{st.st_mtime_ns}")
-        return "dir:" + str(p) + ":" + hashlib.sha256("\n".join(parts).encode()).hexdigest()
+    st = _stat(p, resolved.value)
+    if st is None:
+        raise FileProblem(f"{resolved.value!r} has disappeared")
+    what = kind_of(st.st_mode)
+    if what == "folder":
+        return "dir:" + str(p) + ":" + _folder_digest(p, resolved.value, cancel)
+    if what != "file":
+        raise FileProblem(f"{resolved.value!r} is a {what}, not a regular file")
     if mode == "content":
-        h = hashlib.sha256()
-        with open(p, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
-        return "sha256:" + h.hexdigest()
-    st = p.stat()
+        return "sha256:" + _content_digest(p, resolved.value, cancel)
     return f"stat:{p}:{st.st_size}:{st.st_mtime_ns}"
+
+
+def _content_digest(path, value, cancel):
+    h = hashlib.sha256()
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError as e:
+        raise FileProblem(f"{value!r}: {e.strerror or e}") from None
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            raise FileProblem(f"{value!r} is not a regular file")
+        total = 0
+        while chunk := f.read(CHUNK):
+            total += len(chunk)
+            if total > MAX_CONTENT_BYTES:
+                raise FileProblem(f"{value!r} is larger than {MAX_CONTENT_BYTES >> 20} MiB")
+            h.update(chunk)
+            if cancel is not None:
+                cancel.check()
+    return h.hexdigest()
+
+
+def _folder_digest(folder, value, cancel):
+    """size+mtime of the regular files in a model folder and its direct sub-folders (special
+    files skipped), at most MAX_FOLDER_ENTRIES entries."""
+    parts, count = [], 0
+    todo = [(folder, "")]
+    for level in (0, 1):
+        subs = []
+        for base, rel in todo:
+            try:
+                entries = sorted(os.scandir(base), key=lambda e: e.name)
+            except OSError:
+                continue
+            for e in entries:
+                count += 1
+                if count > MAX_FOLDER_ENTRIES:
+                    raise FileProblem(f"{value!r}: the folder holds more than {MAX_FOLDER_ENTRIES} "
+                                      "entries; a model folder holds a few dozen")
+                if cancel is not None and count % 200 == 0:
+                    cancel.check()
+                name = f"{rel}{e.name}"
+                try:
+                    if e.is_dir():
+                        if level == 0:
+                            subs.append((e.path, name + "/"))
+                        continue
+                    st = e.stat()  # follows a symlinked file
+                except OSError:
+                    parts.append(f"{name}:missing")
+                    continue
+                if stat.S_ISREG(st.st_mode):
+                    parts.append(f"{name}:{st.st_size}:{st.st_mtime_ns}")
+        todo = subs
+    return hashlib.sha256("\n".join(parts).encode("utf-8", "surrogateescape")).hexdigest()
+
+
+PICKLE_SUFFIXES = (".bin", ".ckpt", ".pt", ".pth")
+PICKLE_MESSAGE = ("{what} is a pickle file; these can run code when loaded. Convert it to .safetensors, "
+                  "or opt in with --allow-pickle-checkpoints (then it is read with "
+                  "torch.load(weights_only=True) only)")
+
+
+def pickle_weights(path):
+    """The pickle files loading a checkpoint would read: the file itself, or for a diffusers folder
+    the weights of sub-folders that have pickle weights and no .safetensors."""
+    path = Path(path)
+    if not path.is_dir():
+        return [path.name] if path.suffix.lower() in PICKLE_SUFFIXES else []
+    found = []
+    try:
+        subs = sorted(p for p in path.iterdir() if p.is_dir())
+        for sub in subs[:64]:
+            names = sorted(f.name for f in sub.iterdir() if f.is_file())[:MAX_FOLDER_ENTRIES]
+            if not any(n.endswith(".safetensors") for n in names):
+                found += [f"{sub.name}/{n}" for n in names if n.lower().endswith(PICKLE_SUFFIXES)]
+    except OSError:
+        pass
+    return found

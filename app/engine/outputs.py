@@ -28,7 +28,10 @@ def target_dir(output_dir, prefix):
     problem = check_prefix(prefix)
     if problem:
         raise UserError(f"filename_prefix {prefix!r}: {problem}")
-    out = Path(output_dir).expanduser()
+    try:
+        out = Path(output_dir).expanduser()
+    except RuntimeError:
+        raise UserError(f"the output folder {str(output_dir)!r} starts with an unknown ~user") from None
     try:
         out.mkdir(parents=True, exist_ok=True)
     except FileExistsError:
@@ -80,7 +83,29 @@ def write_new(output_dir, prefix, suffix, write):
     finally:
         tmp.unlink(missing_ok=True)
     _fsync_dir(folder)
+    _remove_stale(folder)
     return path
+
+
+STALE = re.compile(r"^\..*\.(\d+)\.[0-9a-f]+\.tmp$")
+
+
+def _remove_stale(folder):
+    """Remove temporary files that processes killed mid-write left behind (their pid is gone)."""
+    try:
+        names = [n for n in os.listdir(folder) if n.startswith(".") and n.endswith(".tmp")]
+    except OSError:
+        return
+    for name in names:
+        m = STALE.match(name)
+        if not m or int(m.group(1)) == os.getpid():
+            continue
+        try:
+            os.kill(int(m.group(1)), 0)
+        except ProcessLookupError:
+            (Path(folder) / name).unlink(missing_ok=True)
+        except (PermissionError, OverflowError, OSError):
+            pass
 
 
 def write_file(path, write):

@@ -3,7 +3,7 @@ import json
 
 from PIL import Image, PngImagePlugin
 
-from app.core.workflow import Problem, WorkflowError
+from app.core.workflow import Problem, WorkflowError, decode
 
 KEY = "latentloom.workflow"
 KEYS = (KEY,)
@@ -43,8 +43,4 @@ def read_workflow(path):
     text = next((chunks[k] for k in KEYS if k in chunks), None)
     if text is None:
         raise WorkflowError([Problem(None, None, "this PNG carries no Latent Loom workflow")], str(path))
-    try:
-        return json.loads(text)
-    except (ValueError, RecursionError) as e:
-        raise WorkflowError([Problem(None, None, f"the embedded workflow is not valid JSON: {e}")],
-                            str(path)) from None
+    return decode(text, str(path))

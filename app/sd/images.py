@@ -10,6 +10,9 @@ PREVIEW_FACTORS = torch.tensor([
 @torch.no_grad()
 def decode(vae, latents):
     """Latents -> IMAGE: float tensor [batch, 3, H, W] in 0..1 on the CPU."""
+    from app.engine.memory import check_decode
+    f = scale_factor(vae)
+    check_decode(vae, (latents.shape[0], 3, latents.shape[-2] * f, latents.shape[-1] * f))
     latents = latents.to(device=vae.device, dtype=vae.dtype)
     image = vae.decode(latents / vae.config.scaling_factor, return_dict=False)[0]
     return VaeImageProcessor.denormalize(image).cpu().float()
@@ -27,6 +30,8 @@ def prepare(vae, image):
 @torch.no_grad()
 def encode(vae, pixels):
     """Normalized pixels (from prepare) -> scaled latents: the latent distribution's mean."""
+    from app.engine.memory import check_decode
+    check_decode(vae, pixels.shape, "encode")
     x = pixels.to(device=vae.device, dtype=vae.dtype)
     return vae.encode(x).latent_dist.mean * vae.config.scaling_factor
 

@@ -132,8 +132,11 @@ def _load(model, part, name, filename, state, alphas, metadata):
             loader(dict(state), dict(alphas) if alphas else alphas, model, adapter_name=name,
                    metadata=metadata, low_cpu_mem_usage=True)  # as load_lora_weights does
         found = _layers_with(model, name)
-        if found != expected:
+        if found < expected:
             raise UserError(f"only {found} of its {expected} {LABEL[part]} layers match this model")
+        if found > expected:
+            raise UserError(f"it has weights for {expected} {LABEL[part]} layers, but this model has {found} "
+                            "such layers")
     except Exception as e:
         with _quiet():
             _drop(model, name)

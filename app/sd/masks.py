@@ -2,7 +2,6 @@
 
 IMAGE: float32 [B, 3, H, W] in 0..1. MASK: float32 [B, 1, H, W] in 0..1, 1 = repaint.
 """
-import math
 from pathlib import Path
 
 import numpy as np
@@ -141,50 +140,90 @@ def mask_to_image(mask):
     return as_mask(mask).expand(-1, 3, -1, -1).contiguous()
 
 
-def grow(mask, pixels, shape="square"):
+def grow(mask, pixels, shape="square", check=None):
     """Max filter (grow) or min filter (pixels < 0, shrink); pixels outside the image are ignored.
 
     square: a (2r+1) x (2r+1) box. round: a disk of radius r (x^2 + y^2 <= r^2).
+    The cost does not grow with r: a separable running max for the box; one Euclidean distance
+    transform per distinct mask value for the disk (values are taken in 1/255 steps when a mask
+    has more than 256). check() is called between passes (cancellation).
     """
     mask, r = as_mask(mask), abs(int(pixels))
     if r == 0:
         return mask.clone()
-    if pixels < 0:
-        return -_dilate(-mask, r, shape)
-    return _dilate(mask, r, shape)
-
-
-def _dilate(m, r, shape):
-    # The kernel is a run of half-width w(dy) on each row offset dy (r for a square, the disk's
-    # otherwise): build the horizontal maxima for w = 0..r incrementally and take each row's
-    # when its width is reached. O(r) whole-image passes, fine for large r.
-    H, W = m.shape[-2:]
-    pad = F.pad(m, (r, r, r, r), value=float("-inf"))
-    half = {dy: r if shape == "square" else math.isqrt(r * r - dy * dy) for dy in range(-r, r + 1)}
-    h = pad[..., r:r + W]
-    out = None
-    for w in range(r + 1):
-        if w:
-            h = torch.maximum(h, torch.maximum(pad[..., r - w:r - w + W], pad[..., r + w:r + w + W]))
-        for dy in (d for d, hw in half.items() if hw == w):
-            rows = h[..., r + dy:r + dy + H, :]
-            out = rows if out is None else torch.maximum(out, rows)
+    sign = 1.0 if pixels > 0 else -1.0
+    out = torch.empty_like(mask)
+    for b in range(mask.shape[0]):
+        plane = sign * mask[b, 0].numpy().astype(np.float32)
+        out[b, 0] = torch.from_numpy(sign * _dilate(plane, r, shape, check or (lambda: None)))
     return out
 
 
-def feather(mask, radius):
-    """Gaussian blur: kernel half-width = radius, sigma = radius / 3; edges extended (replicate)."""
+def _dilate(x, r, shape, check):
+    """Grey dilation of a 2-D array, worked out only around the values above its minimum
+    (farther than r from them, everything stays the minimum)."""
+    lo = x.min()
+    rows, cols = np.flatnonzero((x > lo).any(axis=1)), np.flatnonzero((x > lo).any(axis=0))
+    if not len(rows):
+        return x.copy()
+    y0, y1 = max(rows[0] - r, 0), rows[-1] + r + 1
+    x0, x1 = max(cols[0] - r, 0), cols[-1] + r + 1
+    out = np.full_like(x, lo)
+    out[y0:y1, x0:x1] = _dilate_all(x[y0:y1, x0:x1], r, shape, check)
+    return out
+
+
+def _dilate_all(x, r, shape, check):
+    from scipy import ndimage
+    check()
+    if shape == "square":  # mode "nearest" repeats the edge, which never adds a new maximum
+        return ndimage.maximum_filter(x, size=2 * r + 1, mode="nearest")
+    levels = np.unique(x)
+    if len(levels) > 256:
+        x = np.round(x * 255) / 255
+        levels = np.unique(x)
+    out = np.full_like(x, levels[0])
+    for v in levels[1:]:  # ascending: each level's disk-grown region overwrites the lower ones
+        check()
+        out[ndimage.distance_transform_edt(x < v) <= r] = v
+    return out
+
+
+def feather(mask, radius, check=None):
+    """Gaussian blur: kernel half-width = radius, sigma = radius / 3; edges extended (replicate).
+
+    Large radii convolve through the FFT, so the cost does not grow with the radius."""
     mask, r = as_mask(mask), int(radius)
     if r <= 0:
         return mask.clone()
     sigma = r / 3.0
     k = torch.exp(-(torch.arange(-r, r + 1, dtype=torch.float64) ** 2) / (2 * sigma * sigma))
     k = (k / k.sum()).float()
+    if r > FFT_RADIUS:
+        return _feather_fft(mask, k.numpy(), r, check or (lambda: None))
     x = F.pad(mask, (r, r, 0, 0), mode="replicate")
     x = F.conv2d(x, k.view(1, 1, 1, -1))
     x = F.pad(x, (0, 0, r, r), mode="replicate")
     x = F.conv2d(x, k.view(1, 1, -1, 1))
     return x.clamp_(0, 1)
+
+
+FFT_RADIUS = 24
+
+
+def _feather_fft(mask, k, r, check):
+    from scipy.signal import fftconvolve
+    out = torch.empty_like(mask)
+    for b in range(mask.shape[0]):
+        x = mask[b, 0].numpy().astype(np.float32)
+        for axis in (1, 0):
+            check()
+            pad = [(0, 0), (0, 0)]
+            pad[axis] = (r, r)
+            kernel = k.reshape((1, -1) if axis == 1 else (-1, 1))
+            x = fftconvolve(np.pad(x, pad, mode="edge"), kernel, mode="valid", axes=axis).astype(np.float32)
+        out[b, 0] = torch.from_numpy(x)
+    return out.clamp_(0, 1)
 
 
 COMBINE = {

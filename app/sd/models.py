@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 
 from app.core.errors import UserError
+from app.engine.files import PICKLE_MESSAGE, pickle_weights
 
 from app.paths import RESOURCES
 UNET_IN = "model.diffusion_model.input_blocks.0.0.weight"
@@ -24,11 +25,25 @@ class ModelStore:
         self._sources = {}  # key -> (source, config, dtype), to reload after eviction
         self._lock = threading.RLock()
         self.loads = 0  # how many checkpoints were actually read (for tests and reports)
+        # Memory budgets (bytes, None = no limit): least recently used models beyond the newest
+        # are dropped when the loaded models alone exceed them (the node cache counts them too).
+        self.max_bytes = self.max_vram_bytes = None
+        self._bytes = {}  # key -> (cpu bytes, gpu bytes)
+
+    def __len__(self):
+        return len(self._models)
+
+    def nbytes(self):
+        """(cpu, gpu) bytes of the loaded models' weights."""
+        with self._lock:
+            return (sum(b[0] for k, b in self._bytes.items() if k in self._models),
+                    sum(b[1] for k, b in self._bytes.items() if k in self._models))
 
     def get(self, key):
         with self._lock:
             if key not in self._models:
                 self._models[key] = self._components(self._read(*self._sources[key]))
+                self._bytes[key] = _weights_bytes(self._models[key])
                 self.loads += 1
                 self._evict()
             self._models.move_to_end(key)
@@ -43,8 +58,13 @@ class ModelStore:
         return key
 
     def _evict(self):
-        while len(self._models) > self.max_models:
+        while len(self._models) > self.max_models or (len(self._models) > 1 and self._over()):
             self._models.popitem(last=False)
+
+    def _over(self):
+        cpu, gpu = self.nbytes()
+        return ((self.max_bytes is not None and cpu > self.max_bytes)
+                or (self.max_vram_bytes is not None and gpu > self.max_vram_bytes))
 
     def _read(self, source, config, dtype):
         from diffusers import StableDiffusionPipeline
@@ -55,13 +75,26 @@ class ModelStore:
         transformers_logging.disable_progress_bar()
         common = dict(dtype=dtype, safety_checker=None, requires_safety_checker=False)
         path = Path(source)
+        if not self.allow_pickle:
+            common["use_safetensors"] = True  # never a pickle .bin without the opt-in
         if path.is_dir():
             if not (path / "model_index.json").exists():
                 raise UserError(f"{source} is a folder but not a diffusers model (no model_index.json)")
-            return StableDiffusionPipeline.from_pretrained(source, local_files_only=True, **common)
+            pickles = pickle_weights(path)
+            if pickles and not self.allow_pickle:
+                raise UserError(PICKLE_MESSAGE.format(what=f"{path.name}/{pickles[0]}"))
+            try:
+                return StableDiffusionPipeline.from_pretrained(source, local_files_only=True, **common)
+            except Exception as e:
+                if _carries_code(e):
+                    raise UserError(_CODE_REFUSED.format(name=path.name)) from e
+                raise
         if path.is_file():
             return self._read_single_file(path, config, dtype)
-        return StableDiffusionPipeline.from_pretrained(source, **common)  # a hub id
+        try:
+            return StableDiffusionPipeline.from_pretrained(source, **common)  # a hub id
+        except Exception as e:
+            raise UserError(_hub_message(source, e)) from e
 
     def _read_single_file(self, path, config, dtype):
         from diffusers import StableDiffusionInpaintPipeline, StableDiffusionPipeline
@@ -69,9 +102,7 @@ class ModelStore:
         tmp = None
         if suffix in (".ckpt", ".pt", ".pth", ".bin"):
             if not self.allow_pickle:
-                raise UserError(f"{path.name} is a legacy pickle checkpoint; these can run code when loaded. "
-                                "Convert it to .safetensors, or opt in with --allow-pickle-checkpoints "
-                                "(then it is read with torch.load(weights_only=True) only)")
+                raise UserError(PICKLE_MESSAGE.format(what=path.name))
             tmp = _pickle_to_safetensors(path)
             path = Path(tmp.name)
         elif suffix != ".safetensors":
@@ -111,6 +142,15 @@ class ModelStore:
         }
 
 
+def _weights_bytes(comps):
+    cpu = gpu = 0
+    for name in ("unet", "vae", "text_encoder"):
+        for t in list(comps[name].parameters()) + list(comps[name].buffers()):
+            size = t.numel() * t.element_size()
+            cpu, gpu = (cpu + size, gpu) if t.device.type == "cpu" else (cpu, gpu + size)
+    return cpu, gpu
+
+
 def _unet_in_channels(path):
     """Read conv_in's input channels from a safetensors header without loading tensors."""
     with open(path, "rb") as f:
@@ -128,9 +168,48 @@ def _unet_in_channels(path):
     return entry["shape"][1]
 
 
+_CODE_REFUSED = ("{name}: refused: the file carries code (Python objects that loading would run), not only "
+                 "weights. Nothing of it was run; use a .safetensors version of this model")
+
+
+def _chain(e):
+    while e is not None:
+        yield e
+        e = e.__cause__ or e.__context__
+
+
+def _carries_code(e):
+    import pickle
+    return any(isinstance(x, pickle.UnpicklingError) or "Weights only load failed" in str(x) for x in _chain(e))
+
+
+def _hub_message(repo, e):
+    import os
+    names = " ".join(type(x).__name__ for x in _chain(e))
+    text = " ".join(str(x) for x in _chain(e))
+    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
+        why = "this machine is set offline (HF_HUB_OFFLINE), and the model is not in the local cache"
+    elif any(w in names for w in ("Connect", "Timeout", "Offline", "LocalEntryNotFound")) or \
+            "not fully cached" in text or "connect" in text.lower():
+        why = "this machine is offline (the hub cannot be reached), and the model is not in the local cache"
+    elif "RepositoryNotFound" in names or "401" in text or "404" in text:
+        why = "no such model on the hub (or it is private)"
+    elif "safetensors" in text and "use_safetensors" not in text and "pickle" not in text:
+        why = ("it has no .safetensors weights; pickle weights load only with --allow-pickle-checkpoints")
+    else:
+        why = f"{type(e).__name__}: {(str(e).strip().splitlines() or [''])[0]}"
+    return (f"{repo}: the download from the Hugging Face hub failed: {why}. Download it where the hub can be "
+            "reached, or give a local path")
+
+
 def _pickle_to_safetensors(path):
     from safetensors.torch import save_file
-    data = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        if _carries_code(e):
+            raise UserError(_CODE_REFUSED.format(name=path.name)) from None
+        raise UserError(f"{path.name}: not a readable checkpoint ({type(e).__name__})") from None
     while isinstance(data, dict) and "state_dict" in data:
         data = data["state_dict"]
     tensors = {k: v.contiguous() for k, v in data.items() if isinstance(v, torch.Tensor)}

@@ -26,6 +26,13 @@ class Runtime:
         self.device = pick_device(device)
         self.store = ModelStore(self.device, allow_pickle=allow_pickle, max_models=max_models)
 
+    def vram_budget(self, fraction):
+        """fraction of the GPU's memory in bytes, or None on the CPU."""
+        import torch
+        if str(self.device).startswith("cuda"):
+            return int(torch.cuda.get_device_properties(self.device).total_memory * fraction)
+        return None
+
     # -- loading -------------------------------------------------------------------------
     def load_checkpoint(self, identity, source, config="", dtype="auto"):
         """Load a checkpoint once per process; returns the (model, clip, vae) handles."""

@@ -1,13 +1,11 @@
 """NODE.PARAM=VALUE overrides (`--set`, sweep cells) on decoded documents."""
-import json
-
-from app.core.workflow import Problem
+from app.core.workflow import Problem, loads
 
 
 def parse_value(text):
     """--set values: JSON when it parses, else the plain string."""
     try:
-        return json.loads(text)
+        return loads(text)
     except (ValueError, RecursionError):
         return text
 

@@ -77,13 +77,8 @@ def _ours_json(value):
 
 
 def _ours_png_read(chunks):
-    import json
     from app.engine.png import KEYS
-    text = next(chunks[k] for k in KEYS if k in chunks)
-    try:
-        return json.loads(text)
-    except (ValueError, RecursionError) as e:
-        raise WorkflowError([Problem(None, None, f"the embedded workflow is not valid JSON: {e}")]) from None
+    return decode(next(chunks[k] for k in KEYS if k in chunks))
 
 
 def _ours_png_claims(chunks):

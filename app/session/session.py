@@ -7,8 +7,9 @@ from pathlib import Path
 
 from app.core import sweep as sweeps
 from app.core.validate import check as check_document
-from app.core.workflow import Problem, WorkflowError
+from app.core.workflow import Problem, WorkflowError, scan
 from app.engine.executor import Engine
+from app.engine.memory import total_ram, workflow_problems
 from app.engine.plan import plan, targets_of
 from app.session.overrides import apply_sets, set_param
 from app.session.readers import Document, open_document
@@ -37,15 +38,24 @@ def models_dirs_from(args_dirs=None):
     return dirs or ["models"]
 
 
+RAM_FRACTION, VRAM_FRACTION = 0.5, 0.8  # default cache budgets: these fractions of the memory
+GB = 1 << 30
+
+
 class Session:
     def __init__(self, catalog=None, models_dirs=("models",), output_dir="output", device="auto",
-                 allow_pickle=False, previews=False):
+                 allow_pickle=False, previews=False, cache_ram=None, cache_vram=None):
+        """cache_ram / cache_vram: the budget in GB for cached node outputs and loaded models
+        (None: RAM_FRACTION of the RAM, VRAM_FRACTION of the GPU's memory)."""
         if catalog is None:
             from nodes import catalog
         self.catalog = catalog
         self.device, self.allow_pickle = device, allow_pickle
         self.engine = Engine(catalog, output_dir=str(output_dir), models_dirs=[str(d) for d in models_dirs],
                              env=None, previews=previews)
+        self.cache_ram, self.cache_vram = cache_ram, cache_vram
+        ram = int(cache_ram * GB) if cache_ram is not None else int(total_ram() * RAM_FRACTION) or None
+        self.engine.cache.max_bytes = ram
 
     # -- settings ----------------------------------------------------------------------------
     @property
@@ -69,8 +79,23 @@ class Session:
         """The torch runtime (device and model store), built on first use and kept."""
         if self.engine.env is None:
             from app.sd.runtime import Runtime
-            self.engine.env = Runtime(self.device, allow_pickle=self.allow_pickle)
+            env = Runtime(self.device, allow_pickle=self.allow_pickle)
+            cache = self.engine.cache
+            vram = int(self.cache_vram * GB) if self.cache_vram is not None else env.vram_budget(VRAM_FRACTION)
+            env.store.max_bytes, env.store.max_vram_bytes = cache.max_bytes, vram
+            cache.max_vram_bytes, cache.others = vram, env.store.nbytes
+            self.engine.env = env
         return self.engine.env
+
+    def cache_stats(self):
+        """The cache's size and budgets, models included (for --report)."""
+        stats = self.engine.cache.stats()
+        store = self.engine.env.store if self.engine.env is not None else None
+        cpu, gpu = store.nbytes() if store is not None else (0, 0)
+        stats.update(models=len(store) if store is not None else 0, model_ram_bytes=cpu,
+                     model_vram_bytes=gpu, ram_budget_bytes=self.engine.cache.max_bytes,
+                     vram_budget_bytes=self.engine.cache.max_vram_bytes)
+        return stats
 
     @property
     def loaded(self):
@@ -87,6 +112,9 @@ class Session:
         Returns a Prepared; raises WorkflowError."""
         if not isinstance(doc, Document):
             doc = Document(doc, "", None, "dict")
+        problems, fatal = scan(doc.data)
+        if fatal:  # too deep to copy
+            raise WorkflowError(problems, doc.source or None)
         data = copy.deepcopy(doc.data)
         problems, _ = apply_sets(data, list(sets), strict=strict)
         base_dirs = [doc.base_dir] if doc.base_dir else []
@@ -136,17 +164,38 @@ class Session:
         targets = targets_of(wf, self.catalog)
         if not targets:
             return [Problem(None, None, "nothing to run: the workflow has no output node (such as SaveImage)")]
-        problems = self._file_problems(wf, targets, base_dirs)
+        problems = self._file_problems(wf, targets, base_dirs) + workflow_problems(wf)
+        if not problems:
+            problems = self._pickle_problems(wf, targets, base_dirs)
         if axes:
             seen = {str(p) for p in problems}
             for cell in sweeps.cells(axes):
-                if not any(self._is_file(wf, n, p) for n, p, _ in cell.sets):
+                if not any(self._is_file(wf, n, p) or wf.nodes[n].type == "EmptyLatent" for n, p, _ in cell.sets):
                     continue
                 cell_wf = self.cell_workflow(wf, cell)
-                for p in self._file_problems(cell_wf, targets, base_dirs):
+                for p in self._file_problems(cell_wf, targets, base_dirs) + workflow_problems(cell_wf):
                     if str(p) not in seen:
                         seen.add(str(p))
                         problems.append(p)
+        return problems
+
+    def _pickle_problems(self, wf, targets, base_dirs):
+        """Checkpoints that would be read with pickle, without the user's opt-in."""
+        from app.engine.files import PICKLE_MESSAGE, pickle_weights
+        if self.allow_pickle:
+            return []
+        try:
+            resolved = self.engine.resolve_files(wf, plan(wf, targets), base_dirs)
+        except WorkflowError:
+            return []
+        problems = []
+        for nid, files in resolved.items():
+            spec = self.catalog.get(wf.nodes[nid].type)
+            for name, r in files.items():
+                found = pickle_weights(r.path) if r.path and spec.param(name).folder == "checkpoints" else []
+                if found:
+                    what = f"{Path(r.path).name}/{found[0]}" if Path(r.path).is_dir() else found[0]
+                    problems.append(Problem(nid, f"param {name!r}", PICKLE_MESSAGE.format(what=what)))
         return problems
 
     def _is_file(self, wf, node_id, param):

@@ -107,8 +107,9 @@ class Document(QObject):
         return self.workflow.to_json()
 
     def save(self, path):
-        path = Path(path)
-        path.write_text(self.workflow.dumps(), encoding="utf-8")
+        from app.engine.outputs import write_file
+        path, text = Path(path), self.workflow.dumps()
+        write_file(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
         self.path = self.origin = str(path)
         self.undo_stack.setClean()
         self.path_changed.emit()

@@ -149,10 +149,11 @@ class ImagePanel(QWidget):
             target, _ = QFileDialog.getSaveFileName(self, "Save image as", name, "PNG images (*.png)")
             if not target:
                 return None
+        from app.engine.outputs import write_file
         if self.current_path:  # keep the embedded workflow: copy the file as it is
-            shutil.copyfile(self.current_path, target)
+            write_file(target, lambda tmp: shutil.copyfile(self.current_path, tmp))
         else:
-            self.current_image.save(target, "PNG")
+            write_file(target, lambda tmp: self.current_image.save(str(tmp), "PNG"))
         self.message.emit(f"Saved {target}")
         return target
 
