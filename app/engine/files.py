@@ -11,6 +11,7 @@ FOLDERS = {
     "loras": ("loras", "Lora"),
     "configs": ("configs",),
     "images": ("images", "input"),
+    "controlnet": ("controlnet", "ControlNet"),
 }
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 

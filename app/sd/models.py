@@ -24,6 +24,7 @@ class ModelStore:
         self._sources = {}  # key -> (source, config, dtype), to reload after eviction
         self._lock = threading.RLock()
         self.loads = 0  # how many checkpoints were actually read (for tests and reports)
+        self._extras = {}  # key -> {"module", "lock"}: ControlNets and VAE files, read once, kept
 
     def get(self, key):
         with self._lock:
@@ -41,6 +42,14 @@ class ModelStore:
             self._sources[key] = (source, config, dtype)
             self.get(key)
         return key
+
+    def extra(self, key, read=None):
+        """A module that is no checkpoint's part (a ControlNet, a VAE file): read() once per process."""
+        with self._lock:
+            if key not in self._extras:
+                module = read().to(self.device)
+                self._extras[key] = {"module": module.eval().requires_grad_(False), "lock": threading.RLock()}
+            return self._extras[key]
 
     def _evict(self):
         while len(self._models) > self.max_models:
