@@ -12,6 +12,7 @@ FOLDERS = {
     "configs": ("configs",),
     "images": ("images", "input"),
     "controlnet": ("controlnet", "ControlNet"),
+    "annotators": ("annotators",),
 }
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
