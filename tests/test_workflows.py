@@ -36,6 +36,8 @@ def tiny_overrides(doc, tiny_dir, lora_file):
             sets.append(f"{nid}.path={lora_file}")
         elif t == "ResizeImage":
             sets += [f"{nid}.width=64", f"{nid}.height=64"]
+        elif t == "LatentUpscale":
+            sets += [f"{nid}.width=96", f"{nid}.height=96"]
     return [x for s in sets for x in ("--set", s)]
 
 
