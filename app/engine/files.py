@@ -13,6 +13,7 @@ FOLDERS = {
     "images": ("images", "input"),
     "controlnet": ("controlnet", "ControlNet"),
     "annotators": ("annotators",),
+    "vae": ("vae", "VAE"),
 }
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
