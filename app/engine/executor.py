@@ -43,6 +43,11 @@ class Context:
         r = self._files[0][param]
         return r.path or r.hub_id
 
+    def refs(self, param):
+        """{name: path} of the files named in a param's text (NodeSpec.refs) that were found."""
+        prefix = param + ":"
+        return {k[len(prefix):]: r.path for k, r in self._files[0].items() if k.startswith(prefix)}
+
     def fingerprint(self, param):
         """The file param's fingerprint (changes when the file does)."""
         return self._files[1][param]
@@ -91,13 +96,22 @@ class Engine:
                     resolved[nid][p.name] = files.resolve(value, p.folder, hub_ok=p.hub)
                 except FileProblem as e:
                     problems.append(Problem(nid, f"param {p.name!r}", str(e)))
+            for ref in (spec.refs(dict(spec.defaults(), **node.params)) if spec.refs else ()):
+                found = files.find(ref.candidates, ref.folder)
+                if found is not None:
+                    resolved[nid][f"{ref.param}:{ref.name}"] = found
+                elif ref.required:
+                    problems.append(Problem(nid, f"param {ref.param!r}", f"{ref.what} {ref.name!r} not found: put "
+                                            f"{' or '.join(ref.candidates)} into {files.where(ref.folder)}"))
         if problems:
             raise WorkflowError(problems)
         return resolved
 
     def fingerprints(self, wf, order, resolved):
-        return {nid: {name: fingerprint(r, self.catalog.get(wf.nodes[nid].type).param(name).fingerprint)
-                      for name, r in resolved[nid].items()} for nid in order}
+        def mode(nid, name):
+            param = self.catalog.get(wf.nodes[nid].type).param(name)
+            return param.fingerprint if param is not None else "stat"  # refs ("text:name")
+        return {nid: {name: fingerprint(r, mode(nid, name)) for name, r in resolved[nid].items()} for nid in order}
 
     @staticmethod
     def key(spec, node, fps, keys, values):

@@ -14,6 +14,7 @@ FOLDERS = {
     "controlnet": ("controlnet", "ControlNet"),
     "annotators": ("annotators",),
     "vae": ("vae", "VAE"),
+    "embeddings": ("embeddings",),
 }
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
@@ -51,6 +52,18 @@ class Files:
         if hub_ok and HUB_ID.match(value) and not value.lower().endswith((".safetensors", ".ckpt", ".pt")):
             return Resolved(value, hub_id=value)
         raise FileProblem(self.missing_message(value, folder, hub_ok))
+
+    def find(self, names, folder):
+        """The first of several candidate names that exists, or None."""
+        for name in names:
+            for c in self.candidates(name, folder):
+                if c.exists():
+                    return Resolved(name, str(c.resolve()))
+        return None
+
+    def where(self, folder):
+        dirs = [str((d / FOLDERS.get(folder, ("",))[0]).resolve()) for d in self.models_dirs]
+        return " or ".join(dirs) if dirs else "a models folder (none is set: pass --models DIR)"
 
     def missing_message(self, value, folder, hub_ok):
         dirs = [str((d / FOLDERS.get(folder, ("",))[0]).resolve()) for d in self.models_dirs]
