@@ -71,3 +71,14 @@ def save_image(ctx, image, filename_prefix):
                                  lambda tmp, pil=pil, doc=doc: png.save(pil, tmp, doc, parameters))
         ctx.wrote(path)
     return {}
+
+
+@node("PreviewImage", "image",
+      "Show images in the editor's image panel without writing anything. An output node: a graph "
+      "ending in it runs, and it runs on every run.",
+      inputs=[In("image", IMAGE)],
+      output_node=True)
+def preview_image(ctx, image):
+    from app.sd import images
+    ctx.show(images.to_pil(image))
+    return {}

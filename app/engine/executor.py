@@ -63,6 +63,10 @@ class Context:
         self._result.outputs.append(str(path))
         self._emit(ev.NodeOutput(self.node_id, str(path)))
 
+    def show(self, images):
+        """Hand PIL images to the face (the editor's image panel) without writing them."""
+        self._emit(ev.NodeImage(self.node_id, tuple(images)))
+
     @property
     def wants_preview(self):
         return self.engine.previews
