@@ -45,6 +45,8 @@ class Progress:
             self._line(f"  {e.node_id} ({e.type}): {e.seconds:.2f}s")
         elif isinstance(e, ev.NodeOutput):
             self._line(f"  {e.node_id}: wrote {e.path}")
+        elif isinstance(e, ev.NodeImage):
+            self._line(f"  {e.node_id}: {len(e.images)} preview image(s), not saved")
         elif isinstance(e, ev.NodeLog):
             self._line(f"  {e.node_id}: {e.message}")
         elif isinstance(e, ev.RunFinished):

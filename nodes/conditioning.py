@@ -4,19 +4,33 @@ from app.core.types import CLIP, CONDITIONING
 from nodes.base import node
 
 
+def embedding_refs(params):
+    """Embeddings a prompt names: embedding:name, and bare file names in A1111 weighting mode."""
+    from app.core.spec import Ref
+    from app.sd.embeddings import candidates, names, words
+    text = params.get("text", "")
+    refs = [Ref("text", n, candidates(n), "embeddings", "embedding") for n in names(text)]
+    if params.get("weighting") == "a1111":
+        refs += [Ref("text", w, candidates(w), "embeddings", "embedding", required=False) for w in words(text)]
+    return refs
+
+
 @node("TextEncode", "conditioning",
       "Encode a prompt with the CLIP text encoder. Prompts longer than 77 tokens are split into "
-      "chunks of 75 tokens, each encoded on its own and joined, never silently truncated.",
+      "chunks of 75 tokens, each encoded on its own and joined, never silently truncated. "
+      "embedding:name uses the textual-inversion embedding models/embeddings/name.safetensors (or .pt).",
       inputs=[In("clip", CLIP)],
       outputs=[Out("conditioning", CONDITIONING)],
       params=[Text("text", "", "The prompt."),
               Int("clip_skip", 0, "Skip this many final layers: 0 = last layer; 1 = A1111's 'clip skip 2'.",
-                  min=0, max=10)])
-def text_encode(ctx, clip, text, clip_skip):
-    from app.sd import text as sd_text
+                  min=0, max=10)],
+      refs=embedding_refs)
+def text_encode(ctx, clip, text, clip_skip, weighting=""):
+    from app.sd import embeddings, text as sd_text
+    vectors = embeddings.load(ctx.refs("text"), bare=weighting == "a1111")
     with ctx.env.clip(clip) as te:
         depth = te.encoder.config.num_hidden_layers
         if clip_skip >= depth:
             from app.core.errors import UserError
             raise UserError(f"clip_skip {clip_skip} is too large for a text encoder of {depth} layers")
-        return sd_text.encode(te, clip, text, clip_skip)
+        return sd_text.encode(te, clip, text, clip_skip, vectors)

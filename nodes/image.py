@@ -1,6 +1,6 @@
 """Decoding, picking and saving images."""
 from app.core.outputs import check_prefix
-from app.core.spec import In, Int, Out, String
+from app.core.spec import Bool, In, Int, Out, String
 from app.core.types import IMAGE, LATENT, VAE
 from nodes.base import node
 
@@ -8,10 +8,12 @@ from nodes.base import node
 @node("VAEDecode", "latent",
       "Decode latents into images with the VAE.",
       inputs=[In("vae", VAE), In("latent", LATENT)],
-      outputs=[Out("image", IMAGE)])
-def vae_decode(ctx, vae, latent):
+      outputs=[Out("image", IMAGE)],
+      params=[Bool("tiled", False, "Work in overlapping tiles (diffusers' enable_tiling) to bound memory: "
+                   "SD 1.5 VAEs tile above 512 px (latents above 64) on a side, in 512 px tiles.")])
+def vae_decode(ctx, vae, latent, tiled=False):
     from app.sd import images
-    with ctx.env.vae(vae) as model:
+    with ctx.env.vae(vae) as model, images.tiling(model, tiled):
         return images.decode(model, latent.samples)
 
 
@@ -68,4 +70,15 @@ def save_image(ctx, image, filename_prefix):
         path = outputs.write_new(ctx.output_dir, filename_prefix, ".png",
                                  lambda tmp, pil=pil, doc=doc: png.save(pil, tmp, doc, parameters))
         ctx.wrote(path)
+    return {}
+
+
+@node("PreviewImage", "image",
+      "Show images in the editor's image panel without writing anything. An output node: a graph "
+      "ending in it runs, and it runs on every run.",
+      inputs=[In("image", IMAGE)],
+      output_node=True)
+def preview_image(ctx, image):
+    from app.sd import images
+    ctx.show(images.to_pil(image))
     return {}

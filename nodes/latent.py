@@ -1,5 +1,5 @@
 """Latents and noise."""
-from app.core.spec import In, Int, Out, Seed
+from app.core.spec import Bool, In, Int, Out, Seed
 from app.core.types import IMAGE, LATENT, MASK, NOISE, VAE
 from nodes.base import node
 
@@ -44,11 +44,13 @@ def _pixels(ctx, model, image):
       "Encode images into latents with the VAE (the latent distribution's mean, scaled by the VAE's "
       "scaling factor: deterministic). Sizes that are not multiples of 8 are resized down, as diffusers does.",
       inputs=[In("vae", VAE), In("image", IMAGE)],
-      outputs=[Out("latent", LATENT)])
-def vae_encode(ctx, vae, image):
+      outputs=[Out("latent", LATENT)],
+      params=[Bool("tiled", False, "Work in overlapping tiles (diffusers' enable_tiling) to bound memory: "
+                   "SD 1.5 VAEs tile above 512 px (latents above 64) on a side, in 512 px tiles.")])
+def vae_encode(ctx, vae, image, tiled=False):
     from app.sd import images
     from app.sd.handles import Latent
-    with ctx.env.vae(vae) as model:
+    with ctx.env.vae(vae) as model, images.tiling(model, tiled):
         return Latent(images.encode(model, _pixels(ctx, model, image)))
 
 

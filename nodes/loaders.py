@@ -23,3 +23,16 @@ def load_checkpoint(ctx, path, config, dtype):
     config_path = ctx.file("config") if config else ""
     model, clip, vae = ctx.env.load_checkpoint(ctx.fingerprint("path"), ctx.file("path"), config_path, dtype)
     return {"model": model, "clip": clip, "vae": vae}
+
+
+@node("LoadVAE", "loaders",
+      "Load a VAE of its own (such as vae-ft-mse-840000-ema-pruned.safetensors): a diffusers folder or "
+      "a single .safetensors in the original layout. Wire it wherever a checkpoint's vae goes. Loaded "
+      "once per process.",
+      outputs=[Out("vae", VAE, "The autoencoder.")],
+      params=[File("path", "vae", "vae-ft-mse-840000-ema-pruned.safetensors", extensions=(".safetensors",),
+                   help="VAE file or folder, relative to models/vae/."),
+              Choice("dtype", ["auto", "fp32", "fp16", "bf16"], help="Weights precision; auto is fp16 on a "
+                     "GPU and fp32 on the CPU.")])
+def load_vae(ctx, path, dtype):
+    return ctx.env.load_vae(ctx.fingerprint("path"), ctx.file("path"), dtype)

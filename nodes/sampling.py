@@ -56,7 +56,8 @@ def sampler(ctx, model, positive, negative, latent, noise, scheduler, steps, cfg
         ctx.progress(step, total, preview if ctx.wants_preview else None)
 
     specs = positive.guides + tuple(g for g in negative.guides if g not in positive.guides)
-    with ctx.env.unet(model) as unet, guidance.bound(ctx.env, specs, dict(latent=latent, cfg=cfg)) as guides:
+    with ctx.env.unet(model) as unet, guidance.bound(ctx.env, specs, dict(
+            latent=latent, cfg=cfg, log=ctx.log, unet_config=unet.config)) as guides:
         samples = sampling.sample(unet, positive, negative, latent, noise.seed, scheduler, steps,
                                   cfg, denoise, guidance_rescale, pad_chunk, progress, guides)
     return Latent(samples)

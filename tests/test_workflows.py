@@ -15,15 +15,13 @@ SCHEMA = json.loads((ROOT / "docs" / "workflow.schema.json").read_text())
 def test_shipped_workflow_matches_schema_and_validates(path, tiny_dir, request, capsys):
     doc = json.loads(path.read_text())
     jsonschema.validate(doc, SCHEMA)
-    needs_lora = any(n["type"] == "LoadLoRA" for n in doc["nodes"].values())
-    lora_file = request.getfixturevalue("lora_file") if needs_lora else None
-    assert main(["validate", str(path), *tiny_overrides(doc, tiny_dir, lora_file)]) == 0
+    assert main(["validate", str(path), *tiny_overrides(doc, tiny_dir, *extra_files(doc, request))]) == 0
     assert capsys.readouterr().out.startswith(f"{path}: ok")
 
 
-def tiny_overrides(doc, tiny_dir, lora_file):
+def tiny_overrides(doc, tiny_dir, lora_file, controlnet_dir=None):
     """--set overrides that point a shipped workflow at the tiny model and test inputs."""
-    sets = []
+    sets = [f"{nid}.path={controlnet_dir}" for nid, n in doc["nodes"].items() if n["type"] == "LoadControlNet"]
     for nid, node in doc["nodes"].items():
         t = node["type"]
         if t == "LoadCheckpoint":
@@ -36,7 +34,26 @@ def tiny_overrides(doc, tiny_dir, lora_file):
             sets.append(f"{nid}.path={lora_file}")
         elif t == "ResizeImage":
             sets += [f"{nid}.width=64", f"{nid}.height=64"]
+        elif t == "LatentUpscale":
+            sets += [f"{nid}.width=96", f"{nid}.height=96"]
     return [x for s in sets for x in ("--set", s)]
+
+
+@pytest.fixture
+def controlnet_dir(tiny_pipe, tmp_path_factory, monkeypatch):
+    """A tiny ControlNet folder; its config stands in for SD 1.5's."""
+    from app.sd import controlnet
+    from tests.support.controlnets import tiny_controlnet
+    path = tmp_path_factory.mktemp("controlnet") / "tiny-cn"
+    tiny_controlnet(tiny_pipe.unet, 1).save_pretrained(path)
+    monkeypatch.setattr(controlnet, "CONFIG_DIR", path)
+    return path
+
+
+def extra_files(doc, request):
+    types = {n["type"] for n in doc["nodes"].values()}
+    return (request.getfixturevalue("lora_file") if "LoadLoRA" in types else None,
+            request.getfixturevalue("controlnet_dir") if "LoadControlNet" in types else None)
 
 
 @pytest.fixture(scope="module")
@@ -51,10 +68,9 @@ def lora_file(tiny_dir, tmp_path_factory):
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
 def test_shipped_workflow_runs_on_the_tiny_model(path, tiny_dir, request, tmp_path):
     doc = json.loads(path.read_text())
-    needs_lora = any(n["type"] == "LoadLoRA" for n in doc["nodes"].values())
-    lora_file = request.getfixturevalue("lora_file") if needs_lora else None
     report = tmp_path / "report.json"
-    code = main(["run", str(path), *tiny_overrides(doc, tiny_dir, lora_file), "--out", str(tmp_path / "out"),
+    sets = tiny_overrides(doc, tiny_dir, *extra_files(doc, request))
+    code = main(["run", str(path), *sets, "--out", str(tmp_path / "out"),
                  "--device", "cpu", "--quiet", "--report", str(report)])
     assert code == 0
     run = json.loads(report.read_text())["runs"][0]

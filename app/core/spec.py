@@ -89,6 +89,17 @@ class Port:
 
 
 @dataclass(frozen=True)
+class Ref:
+    """A file named inside a param's text."""
+    param: str
+    name: str           # as written
+    candidates: tuple   # file names to look for, in order
+    folder: str         # models sub-folder kind (engine FOLDERS)
+    what: str = "file"  # for messages: "embedding"
+    required: bool = True  # False: use it when present (A1111's bare embedding names)
+
+
+@dataclass(frozen=True)
 class NodeSpec:
     type: str
     fn: Callable
@@ -102,6 +113,9 @@ class NodeSpec:
     output_node: bool = False
     # check(params) -> [(param name, message)]: constraints between params.
     check: Callable | None = None
+    # refs(params) -> [Ref]: files a param's text names (embeddings in a prompt); the engine resolves,
+    # checks and fingerprints them like file params, and ctx.refs(param) gives {name: path}.
+    refs: Callable | None = None
 
     def param(self, name):
         return next((p for p in self.params if p.name == name), None)

@@ -55,6 +55,12 @@ class NodeOutput:
 
 
 @dataclass(frozen=True)
+class NodeImage:
+    node_id: str
+    images: tuple  # PIL images to show (PreviewImage); nothing was written
+
+
+@dataclass(frozen=True)
 class RunFinished:
     status: str  # "ok", "failed" or "cancelled"
     seconds: float

@@ -43,6 +43,11 @@ class Context:
         r = self._files[0][param]
         return r.path or r.hub_id
 
+    def refs(self, param):
+        """{name: path} of the files named in a param's text (NodeSpec.refs) that were found."""
+        prefix = param + ":"
+        return {k[len(prefix):]: r.path for k, r in self._files[0].items() if k.startswith(prefix)}
+
     def fingerprint(self, param):
         """The file param's fingerprint (changes when the file does)."""
         return self._files[1][param]
@@ -61,6 +66,10 @@ class Context:
     def wrote(self, path):
         self._result.outputs.append(str(path))
         self._emit(ev.NodeOutput(self.node_id, str(path)))
+
+    def show(self, images):
+        """Hand PIL images to the face (the editor's image panel) without writing them."""
+        self._emit(ev.NodeImage(self.node_id, tuple(images)))
 
     @property
     def wants_preview(self):
@@ -95,6 +104,13 @@ class Engine:
                     resolved[nid][p.name] = files.resolve(value, p.folder, hub_ok=p.hub)
                 except FileProblem as e:
                     problems.append(Problem(nid, f"param {p.name!r}", str(e)))
+            for ref in (spec.refs(dict(spec.defaults(), **node.params)) if spec.refs else ()):
+                found = files.find(ref.candidates, ref.folder)
+                if found is not None:
+                    resolved[nid][f"{ref.param}:{ref.name}"] = found
+                elif ref.required:
+                    problems.append(Problem(nid, f"param {ref.param!r}", f"{ref.what} {ref.name!r} not found: put "
+                                            f"{' or '.join(ref.candidates)} into {files.where(ref.folder)}"))
         if problems:
             raise WorkflowError(problems)
         return resolved
@@ -106,10 +122,12 @@ class Engine:
             spec = self.catalog.get(wf.nodes[nid].type)
             fps[nid] = {}
             for name, r in resolved[nid].items():
+                param = spec.param(name)
+                mode = param.fingerprint if param is not None else "stat"  # refs ("text:name")
                 try:
-                    fps[nid][name] = fingerprint(r, spec.param(name).fingerprint, cancel)
+                    fps[nid][name] = fingerprint(r, mode, cancel)
                 except FileProblem as e:
-                    problems.append(Problem(nid, f"param {name!r}", str(e)))
+                    problems.append(Problem(nid, f"param {name.split(':')[0]!r}", str(e)))
         if problems:
             raise WorkflowError(problems)
         return fps

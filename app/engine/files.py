@@ -18,6 +18,10 @@ FOLDERS = {
     "loras": ("loras", "Lora"),
     "configs": ("configs",),
     "images": ("images", "input"),
+    "controlnet": ("controlnet", "ControlNet"),
+    "annotators": ("annotators",),
+    "vae": ("vae", "VAE"),
+    "embeddings": ("embeddings",),
 }
 # Folders a file param may name instead of a file: a diffusers model (or config) folder.
 FOLDER_OK = ("checkpoints", "configs")
@@ -126,6 +130,18 @@ class Files:
         if hub_ok and HUB_ID.match(value) and not value.lower().endswith((".safetensors", ".ckpt", ".pt")):
             return Resolved(value, hub_id=value)
         raise FileProblem(self.missing_message(value, folder, hub_ok))
+
+    def find(self, names, folder):
+        """The first of several candidate names that exists, or None."""
+        for name in names:
+            for c in self.candidates(name, folder):
+                if c.exists():
+                    return Resolved(name, str(c.resolve()))
+        return None
+
+    def where(self, folder):
+        dirs = [str((d / FOLDERS.get(folder, ("",))[0]).resolve()) for d in self.models_dirs]
+        return " or ".join(dirs) if dirs else "a models folder (none is set: pass --models DIR)"
 
     def missing_message(self, value, folder, hub_ok):
         dirs = [str((d / FOLDERS.get(folder, ("",))[0]).absolute()) for d in self.models_dirs]

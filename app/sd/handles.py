@@ -34,6 +34,12 @@ class ClipHandle(Handle):
 @dataclass(frozen=True)
 class VaeHandle(Handle):
     checkpoint: str
+    file: str = ""   # LoadVAE: the store key of a VAE read from its own file (checkpoint is then "")
+
+
+@dataclass(frozen=True)
+class ControlNetHandle(Handle):
+    key: str         # the model store's key of the loaded ControlNet
 
 
 @dataclass(frozen=True)

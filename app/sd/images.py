@@ -1,4 +1,6 @@
 """Latents <-> images with the VAE, and image tensors <-> PIL, as diffusers' image processor does."""
+from contextlib import contextmanager
+
 import torch
 from diffusers.image_processor import VaeImageProcessor
 
@@ -16,6 +18,20 @@ def decode(vae, latents):
     latents = latents.to(device=vae.device, dtype=vae.dtype)
     image = vae.decode(latents / vae.config.scaling_factor, return_dict=False)[0]
     return VaeImageProcessor.denormalize(image).cpu().float()
+
+
+@contextmanager
+def tiling(vae, on):
+    """diffusers' VAE tiling for one call (the caller holds the VAE's lock): above sample_size pixels
+    (SD 1.5: 512, so latents above 64) on a side it works in sample_size tiles overlapping by 25%."""
+    if not on:
+        yield vae
+        return
+    vae.enable_tiling()
+    try:
+        yield vae
+    finally:
+        vae.disable_tiling()
 
 
 def scale_factor(vae):

@@ -25,6 +25,7 @@ class ModelStore:
         self._sources = {}  # key -> (source, config, dtype), to reload after eviction
         self._lock = threading.RLock()
         self.loads = 0  # how many checkpoints were actually read (for tests and reports)
+        self._extras = {}  # key -> {"module", "lock"}: ControlNets and VAE files, read once, kept
         # Memory budgets (bytes, None = no limit): least recently used models beyond the newest
         # are dropped when the loaded models alone exceed them (the node cache counts them too).
         self.max_bytes = self.max_vram_bytes = None
@@ -56,6 +57,14 @@ class ModelStore:
             self._sources[key] = (source, config, dtype)
             self.get(key)
         return key
+
+    def extra(self, key, read=None):
+        """A module that is no checkpoint's part (a ControlNet, a VAE file): read() once per process."""
+        with self._lock:
+            if key not in self._extras:
+                module = read().to(self.device)
+                self._extras[key] = {"module": module.eval().requires_grad_(False), "lock": threading.RLock()}
+            return self._extras[key]
 
     def _evict(self):
         while len(self._models) > self.max_models or (len(self._models) > 1 and self._over()):

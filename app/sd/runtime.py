@@ -49,6 +49,24 @@ class Runtime:
         return (replace(model, loras=model.loras + (LoraRef(path, identity, float(strength_model)),)),
                 replace(clip, loras=clip.loras + (LoraRef(path, identity, float(strength_clip)),)))
 
+    def load_controlnet(self, identity, path, dtype="auto"):
+        """Read a ControlNet file or folder once per process; returns its ControlNetHandle."""
+        from app.sd import controlnet
+        from app.sd.handles import ControlNetHandle
+        dt = pick_dtype(dtype, self.device)
+        key = f"controlnet|{identity}|{dt}|{self.device}"
+        self.store.extra(key, lambda: controlnet.read(path, dt))
+        return ControlNetHandle(key)
+
+    def load_vae(self, identity, path, dtype="auto"):
+        """Read a VAE file or folder once per process; returns a VaeHandle usable wherever a checkpoint's is."""
+        from app.sd import vae_files
+        from app.sd.handles import VaeHandle
+        dt = pick_dtype(dtype, self.device)
+        key = f"vae|{identity}|{dt}|{self.device}"
+        self.store.extra(key, lambda: vae_files.read(path, dt))
+        return VaeHandle("", key)
+
     # -- borrowing modules -----------------------------------------------------------------
     @contextmanager
     def unet(self, model):
@@ -68,10 +86,22 @@ class Runtime:
 
     @contextmanager
     def vae(self, vae):
-        """The autoencoder of a VaeHandle."""
+        """The autoencoder of a VaeHandle (a checkpoint's, or one LoadVAE read)."""
+        if vae.file:
+            entry = self.store.extra(vae.file)
+            with entry["lock"]:
+                yield entry["module"]
+            return
         comps = self.store.get(vae.checkpoint)
         with comps["lock"]:
             yield comps["vae"]
+
+    @contextmanager
+    def controlnet(self, handle):
+        """The ControlNetModel of a ControlNetHandle (read-only, shared)."""
+        entry = self.store.extra(handle.key)
+        with entry["lock"]:
+            yield entry["module"]
 
     def scheduler_config(self, model):
         """The checkpoint's scheduler config (a copy)."""

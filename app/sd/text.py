@@ -6,9 +6,13 @@ from app.sd.handles import Conditioning
 CHUNK = 75  # tokens per chunk, plus start and end tokens = 77
 
 
-def token_chunks(tokenizer, text):
-    """Token id lists of 77: [start] + up to 75 tokens + [end] + padding, one per chunk."""
-    ids = tokenizer(text, add_special_tokens=False, truncation=False).input_ids
+def token_chunks(tokenizer, text, vectors=None):
+    """Token id lists of 77: [start] + up to 75 tokens + [end] + padding, one per chunk.
+    vectors: app.sd.embeddings.Vectors, whose names become placeholder ids."""
+    if vectors is not None:
+        ids = vectors.token_ids(tokenizer, text)
+    else:
+        ids = tokenizer(text, add_special_tokens=False, truncation=False).input_ids
     pieces = [ids[i:i + CHUNK] for i in range(0, len(ids), CHUNK)] or [[]]
     pad = tokenizer.pad_token_id
     return [[tokenizer.bos_token_id] + p + [tokenizer.eos_token_id] + [pad] * (CHUNK - len(p)) for p in pieces]
@@ -28,9 +32,11 @@ def encode_ids(text_encoder, ids, clip_skip=0):
     return out.to(dtype=text_encoder.dtype, device=device)
 
 
-def encode(te, clip, text, clip_skip=0):
-    """te: TextModules (encoder, tokenizer)."""
-    chunks = [encode_ids(te.encoder, ids, clip_skip) for ids in token_chunks(te.tokenizer, text)]
+def encode(te, clip, text, clip_skip=0, vectors=None):
+    """te: TextModules (encoder, tokenizer); vectors: textual-inversion embeddings (app.sd.embeddings)."""
+    from app.sd.embeddings import injected
+    with injected(te.encoder, vectors):
+        chunks = [encode_ids(te.encoder, ids, clip_skip) for ids in token_chunks(te.tokenizer, text, vectors)]
     return Conditioning(torch.cat(chunks, dim=1), clip, clip_skip)
 
 

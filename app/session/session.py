@@ -223,7 +223,7 @@ class Session:
         models = [Path(d).expanduser().resolve() for d in self.engine.models_dirs]
         for nid, files in resolved.items():
             for name, r in files.items():
-                if not r.path or Path(r.value).expanduser().is_absolute():
+                if ":" in name or not r.path or Path(r.value).expanduser().is_absolute():  # ":": refs
                     continue
                 path = Path(r.path)
                 if not any(m == path or m in path.parents for m in models):

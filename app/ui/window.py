@@ -533,6 +533,8 @@ class MainWindow(QMainWindow):
         elif isinstance(e, ev.NodeOutput):
             self.log(f"  {e.node_id}: wrote {e.path}")
             self._show_output(e.path)
+        elif isinstance(e, ev.NodeImage) and e.images:
+            self.images.show_preview(e.images[0], f"{e.node_id}: preview (not saved)")
         elif isinstance(e, ev.NodeLog):
             self.log(f"  {e.node_id}: {e.message}")
         elif isinstance(e, ev.RunFinished):

@@ -1,0 +1,130 @@
+"""Textual-inversion embeddings in prompts: `embedding:name` (ComfyUI's syntax) and, in A1111
+weighting mode, the bare file name.
+
+Files live in models/embeddings/ (.safetensors; A1111 .pt/.bin read with torch.load(weights_only=True)).
+Each vector takes one token position, as diffusers' load_textual_inversion gives it (a multi-vector
+embedding becomes `name name_1 ...`); nothing is added to the shared tokenizer or text encoder:
+the vectors are swapped into the token-embedding output while one prompt is encoded.
+"""
+import re
+from contextlib import contextmanager, nullcontext
+from pathlib import Path
+
+import torch
+
+from app.core.errors import UserError
+
+EXTENSIONS = (".safetensors", ".pt", ".bin")
+PREFIXED = re.compile(r"embedding:([\w\-.]*[\w\-])", re.IGNORECASE)
+WORD = re.compile(r"[\w\-.]*[\w\-]")
+
+
+def names(text):
+    """The names written as embedding:name, in order."""
+    return [m.group(1) for m in PREFIXED.finditer(text)]
+
+
+def words(text):
+    """Candidate bare names (A1111 mode): every word that could be a file name."""
+    return sorted({m.group(0) for m in WORD.finditer(PREFIXED.sub(" ", text))})
+
+
+def candidates(name):
+    """File names to look for: the name as given when it has an extension, else name + each extension."""
+    return (name,) if name.lower().endswith(EXTENSIONS) else tuple(name + ext for ext in EXTENSIONS)
+
+
+def read(path, label):
+    """[n, dim] vectors from a diffusers or A1111 embedding file."""
+    path = Path(path)
+    if path.suffix.lower() == ".safetensors":
+        from safetensors.torch import load_file
+        data = load_file(str(path))
+    else:
+        try:
+            data = torch.load(str(path), map_location="cpu", weights_only=True)
+        except Exception as e:
+            raise UserError(f"embedding {label!r}: {path.name} could not be read with weights_only "
+                            f"({type(e).__name__})") from e
+    if isinstance(data, dict) and "string_to_param" in data:  # A1111 .pt
+        data = data["string_to_param"]["*"]
+    elif isinstance(data, dict) and len(data) == 1:  # diffusers {token: tensor}, A1111 {"emb_params": ...}
+        data = next(iter(data.values()))
+    if not isinstance(data, torch.Tensor):
+        raise UserError(f"embedding {label!r}: {path.name} is not a textual-inversion embedding")
+    return data.reshape(-1, data.shape[-1]).float()
+
+
+class Vectors:
+    """The embeddings one prompt uses: name -> [n, dim], tokenized as placeholder ids past the vocabulary."""
+
+    def __init__(self, found, bare=False):
+        self.found = found  # {name: tensor}
+        self.bare = bare
+        self.table = []     # placeholder index -> vector
+
+    def pattern(self):
+        alternatives = [re.escape(n) for n in sorted(self.found, key=len, reverse=True)]
+        prefixed = r"embedding:(" + "|".join(alternatives) + r")(?![\w\-])"
+        if not self.bare:
+            return re.compile(prefixed, re.IGNORECASE)
+        return re.compile(prefixed + r"|(?<![\w\-.:])(" + "|".join(alternatives) + r")(?![\w\-])")
+
+    def token_ids(self, tokenizer, text):
+        """Token ids of text without start/end tokens; each embedding vector gets a placeholder id."""
+        vocab = len(tokenizer)
+        ids, pos = [], 0
+        for m in self.pattern().finditer(text):
+            ids += tokenizer(text[pos:m.start()], add_special_tokens=False).input_ids
+            for vector in self.found[self._key(m.group(1) or m.group(m.lastindex))]:
+                ids.append(vocab + len(self.table))
+                self.table.append(vector)
+            pos = m.end()
+        return ids + tokenizer(text[pos:], add_special_tokens=False).input_ids
+
+    def _key(self, written):
+        return next(n for n in self.found if n.lower() == written.lower())
+
+    @contextmanager
+    def injected(self, encoder):
+        """Swap the vectors in for the placeholder ids while the encoder runs."""
+        layer = encoder.get_input_embeddings()
+        vocab = layer.num_embeddings
+        width = layer.embedding_dim
+        for name, vectors in self.found.items():
+            if vectors.shape[-1] != width:
+                raise UserError(f"embedding {name!r} has vectors of width {vectors.shape[-1]}; this text "
+                                f"encoder's are {width} (an embedding for another model)")
+        seen = {}
+
+        def before(module, args):
+            seen["ids"] = args[0]
+            return (args[0].clamp(max=vocab - 1),)
+
+        def after(module, args, out):
+            ids = seen["ids"]
+            placed = ids >= vocab
+            if not placed.any():
+                return out
+            out = out.clone()
+            for b, i in placed.nonzero().tolist():
+                out[b, i] = self.table[ids[b, i] - vocab].to(out.dtype)
+            return out
+
+        handles = [layer.register_forward_pre_hook(before), layer.register_forward_hook(after)]
+        try:
+            yield
+        finally:
+            for h in handles:
+                h.remove()
+
+
+def injected(encoder, vectors):
+    return vectors.injected(encoder) if vectors is not None else nullcontext()
+
+
+def load(paths, bare=False):
+    """Vectors for {name: path} (what the engine resolved), or None when there are none."""
+    if not paths:
+        return None
+    return Vectors({name: read(path, name) for name, path in paths.items()}, bare)

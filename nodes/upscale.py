@@ -1,0 +1,54 @@
+"""Upscaling latents and images: the first half of a hires fix (a second Sampler pass follows)."""
+from app.core.spec import Choice, Float, In, Int, Out
+from app.core.types import IMAGE, LATENT
+from nodes.base import node
+
+LATENT_METHODS = ["nearest-exact", "bilinear", "bicubic", "area"]
+
+
+def _size_params(multiple):
+    return [Int("width", 0, f"New width in pixels (a multiple of {multiple}); 0 = from height or scale.",
+                min=0, max=8192, step=multiple),
+            Int("height", 0, f"New height in pixels (a multiple of {multiple}); 0 = from width or scale.",
+                min=0, max=8192, step=multiple),
+            Float("scale", 1.5, "Scale factor, used when width and height are both 0.", min=0.05, max=8.0,
+                  step=0.05)]
+
+
+def _check(multiple):
+    def check(params):
+        return [(k, f"{params[k]} is not a multiple of {multiple}") for k in ("width", "height") if params[k] % multiple]
+    return check
+
+
+def _log_size(ctx, what, w0, h0, w, h):
+    ctx.log(f"{what} {w0}x{h0} -> {w}x{h}")
+
+
+@node("LatentUpscale", "latent",
+      "Resize a latent to width x height pixels (or by scale) with torch's interpolation; feed it to a "
+      "second Sampler with denoise < 1 for a hires fix. A mask (inpainting) is resized along.",
+      inputs=[In("latent", LATENT)],
+      outputs=[Out("latent", LATENT)],
+      params=_size_params(8) + [Choice("method", LATENT_METHODS, help="Interpolation (torch).")],
+      check=_check(8))
+def latent_upscale(ctx, latent, width, height, scale, method):
+    from app.sd import upscale
+    h0, w0 = (s * 8 for s in latent.samples.shape[-2:])
+    w, h = upscale.target_size(width, height, scale, w0, h0, 8)
+    _log_size(ctx, "latent", w0, h0, w, h)
+    return upscale.latent(latent, w, h, method)
+
+
+@node("ImageScale", "image",
+      "Resize images to width x height (or by scale): torch's interpolation, or PIL's lanczos.",
+      inputs=[In("image", IMAGE)],
+      outputs=[Out("image", IMAGE)],
+      params=_size_params(1) + [Choice("method", LATENT_METHODS + ["lanczos"], help="Interpolation: torch's, "
+                                       "or PIL's lanczos (sharpest).")])
+def image_scale(ctx, image, width, height, scale, method):
+    from app.sd import upscale
+    h0, w0 = image.shape[-2:]
+    w, h = upscale.target_size(width, height, scale, w0, h0, 1)
+    _log_size(ctx, "image", w0, h0, w, h)
+    return upscale.image(image, w, h, method)
