@@ -26,12 +26,17 @@ def _guarded(what):
     return wrap
 
 
+def _unwrap(value):
+    """The {"prompt": {...}} request body ComfyUI's /prompt takes."""
+    inner = value.get("prompt")
+    return inner if isinstance(inner, dict) and "class_type" not in inner else value
+
+
 def is_api_prompt(value):
     if not isinstance(value, dict) or not value or value.get("format") == FORMAT:
         return False
-    if isinstance(value.get("prompt"), dict) and len(value) <= 8:
-        value = value["prompt"]
-    return all(isinstance(v, dict) and "class_type" in v for v in value.values())
+    value = _unwrap(value)
+    return any(isinstance(v, dict) and "class_type" in v for v in value.values())
 
 
 def is_ui_graph(value):
@@ -42,10 +47,7 @@ def is_ui_graph(value):
 @_guarded("ComfyUI API prompt")
 def read_api(value):
     from app.formats.comfy_import import to_document
-    if isinstance(value.get("prompt"), dict) and not all(isinstance(v, dict) and "class_type" in v
-                                                         for v in value.values()):
-        value = value["prompt"]
-    return to_document(value, source="comfyui-api")
+    return to_document(_unwrap(value), source="comfyui-api")
 
 
 @_guarded("ComfyUI workflow")

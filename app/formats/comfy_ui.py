@@ -88,7 +88,7 @@ class Graph:
     def source(self, link_id, depth=0):
         """(node id, slot) feeding a link, through reroutes and bypassed nodes; a Primitive node
         gives ("value", v); None when the source is muted or missing."""
-        if depth > 1000:
+        if depth > 200:
             _fail("links loop through reroutes or bypassed nodes")
         link = self.links.get(link_id)
         if link is None:
