@@ -7,6 +7,7 @@ denoised predictions; cfg 1 skips the unconditional pass; a noise mask keeps the
 (re-noised to the current sigma) outside it.
 """
 import math
+import warnings
 
 import torch
 
@@ -33,7 +34,9 @@ class BrownianNoise:
     def __call__(self, sigma, sigma_next):
         lo, hi = sorted((sigma, sigma_next))
         sign = 1 if sigma < sigma_next else -1
-        w = self.tree(lo.cpu().float(), hi.cpu().float()).to(self.device, self.dtype) * (self.sign * sign)
+        with warnings.catch_warnings():  # float rounding at the interval's ends, as in ComfyUI
+            warnings.filterwarnings("ignore", message="Should have", category=UserWarning)
+            w = self.tree(lo.cpu().float(), hi.cpu().float()).to(self.device, self.dtype) * (self.sign * sign)
         return w / (sigma_next - sigma).abs().sqrt()
 
 
