@@ -386,3 +386,23 @@ def test_imported_graph_runs_on_the_tiny_model(tmp_path, tiny_dir):
     a, b = session.run(ui).outputs, session.run(api).outputs
     assert len(a) == len(b) == 1
     assert np.array_equal(np.array(Image.open(a[0])), np.array(Image.open(b[0])))
+
+
+def test_set_addresses_imported_ids_and_titles(tmp_path):
+    doc = open_document(write(tmp_path, "api.json", api_prompt()))
+    from app.session.overrides import apply_sets
+    data = copy.deepcopy(doc.data)
+    problems, _ = apply_sets(data, ['Positive.text="a blue fox"', "3.noise.seed=9", "3.steps=5"])
+    assert problems == []
+    n = data["nodes"]
+    assert n["6"]["params"]["text"] == "a blue fox" and n["3.noise"]["params"]["seed"] == 9
+    assert n["3"]["params"]["steps"] == 5
+
+
+def test_load_image_names_resolve_through_comfyuis_input_folder(tmp_path):
+    from app.engine.files import Files
+    (tmp_path / "ComfyUI" / "models").mkdir(parents=True)
+    (tmp_path / "ComfyUI" / "input").mkdir()
+    (tmp_path / "ComfyUI" / "input" / "fox.png").write_bytes(b"x")
+    found = Files([tmp_path / "ComfyUI" / "models"]).resolve("fox.png", "images")
+    assert found.path == str((tmp_path / "ComfyUI" / "input" / "fox.png").resolve())
