@@ -2,5 +2,6 @@
 from nodes.base import catalog
 from nodes import loaders, conditioning, latent, sampling, image, imageops, masks, lora  # noqa: F401
 from nodes import controlnet, preprocess, upscale  # noqa: F401
+from nodes import comfyui  # noqa: F401
 
 __all__ = ["catalog"]

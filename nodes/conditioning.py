@@ -1,5 +1,5 @@
 """Text conditioning."""
-from app.core.spec import In, Int, Out, Text
+from app.core.spec import Choice, In, Int, Out, Text
 from app.core.types import CLIP, CONDITIONING
 from nodes.base import node
 
@@ -23,9 +23,13 @@ def embedding_refs(params):
       outputs=[Out("conditioning", CONDITIONING)],
       params=[Text("text", "", "The prompt."),
               Int("clip_skip", 0, "Skip this many final layers: 0 = last layer; 1 = A1111's 'clip skip 2'.",
-                  min=0, max=10)],
+                  min=0, max=10),
+              Choice("weighting", ["comfyui", "a1111", "none"], "comfyui",
+                     "How (word:1.2) syntax is read: comfyui (weights set, z_empty-relative), a1111 "
+                     "((x) x1.1, [x] /1.1, BREAK; mean-preserving) or none (literal text). A prompt "
+                     "without that syntax encodes the same in all three.")],
       refs=embedding_refs)
-def text_encode(ctx, clip, text, clip_skip, weighting=""):
+def text_encode(ctx, clip, text, clip_skip, weighting):
     from app.sd import embeddings, text as sd_text
     vectors = embeddings.load(ctx.refs("text"), bare=weighting == "a1111")
     with ctx.env.clip(clip) as te:
@@ -33,4 +37,7 @@ def text_encode(ctx, clip, text, clip_skip, weighting=""):
         if clip_skip >= depth:
             from app.core.errors import UserError
             raise UserError(f"clip_skip {clip_skip} is too large for a text encoder of {depth} layers")
-        return sd_text.encode(te, clip, text, clip_skip, vectors)
+        if weighting == "none":
+            return sd_text.encode(te, clip, text, clip_skip, vectors)
+        from app.sd import weighting as weights
+        return weights.encode(te, clip, text, clip_skip, weighting, ctx.log, vectors)

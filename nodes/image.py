@@ -1,6 +1,6 @@
 """Decoding, picking and saving images."""
 from app.core.outputs import check_prefix
-from app.core.spec import Bool, In, Int, Out, String
+from app.core.spec import Bool, Choice, In, Int, Out, String
 from app.core.types import IMAGE, LATENT, VAE
 from nodes.base import node
 
@@ -55,13 +55,18 @@ def _pick_document(doc, save_id, index):
       "file, and never leaves a half-written one.",
       inputs=[In("image", IMAGE)],
       params=[String("filename_prefix", "latentloom", "File name start; may include sub-folders "
-                     "inside the output folder.")],
+                     "inside the output folder."),
+              Choice("to_8bit", ["round", "truncate"], "round", "round: as diffusers; truncate: as ComfyUI.")],
       output_node=True, check=_prefix_ok)
-def save_image(ctx, image, filename_prefix):
+def save_image(ctx, image, filename_prefix, to_8bit):
     from app.core import a1111
     from app.engine import outputs, png
     from app.sd import images
-    pils = images.to_pil(image)
+    if to_8bit == "truncate":
+        from app.sd.comfy.images import to_pil_truncated
+        pils = to_pil_truncated(image)
+    else:
+        pils = images.to_pil(image)
     for i, pil in enumerate(pils):
         doc = ctx.workflow if len(pils) == 1 else _pick_document(ctx.workflow, ctx.node_id, i)
         parameters = a1111.parameters(doc, ctx.node_id)

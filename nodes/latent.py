@@ -1,5 +1,5 @@
 """Latents and noise."""
-from app.core.spec import Bool, In, Int, Out, Seed
+from app.core.spec import Bool, Choice, In, Int, Out, Seed
 from app.core.types import IMAGE, LATENT, MASK, NOISE, VAE
 from nodes.base import node
 
@@ -46,11 +46,16 @@ def _pixels(ctx, model, image):
       inputs=[In("vae", VAE), In("image", IMAGE)],
       outputs=[Out("latent", LATENT)],
       params=[Bool("tiled", False, "Work in overlapping tiles (diffusers' enable_tiling) to bound memory: "
-                   "SD 1.5 VAEs tile above 512 px (latents above 64) on a side, in 512 px tiles.")])
-def vae_encode(ctx, vae, image, tiled=False):
+                   "SD 1.5 VAEs tile above 512 px (latents above 64) on a side, in 512 px tiles."),
+              Choice("sizing", ["resize", "crop"], "resize", "Sizes that are not multiples of 8: resize "
+                     "down (diffusers) or centre-crop (ComfyUI).")])
+def vae_encode(ctx, vae, image, tiled, sizing):
     from app.sd import images
     from app.sd.handles import Latent
     with ctx.env.vae(vae) as model, images.tiling(model, tiled):
+        if sizing == "crop":
+            from app.sd.comfy.images import crop
+            return Latent(images.encode(model, crop(image, images.scale_factor(model)) * 2.0 - 1.0))
         return Latent(images.encode(model, _pixels(ctx, model, image)))
 
 
@@ -66,10 +71,16 @@ def _mask_for(ctx, mask, height, width, factor):
       "sampler re-noises the original latent outside the mask at every step, as diffusers' inpaint "
       "pipeline does.",
       inputs=[In("latent", LATENT), In("mask", MASK)],
-      outputs=[Out("latent", LATENT)])
-def set_latent_mask(ctx, latent, mask):
+      outputs=[Out("latent", LATENT)],
+      params=[Choice("resize", ["binarize", "bilinear"], "binarize", "binarize: as diffusers' inpaint "
+                     "pipeline (mask binarized at image size, nearest to the latent); bilinear: as "
+                     "ComfyUI's noise mask (resized to the latent bilinearly, not rounded).")])
+def set_latent_mask(ctx, latent, mask, resize):
     from app.sd.handles import Latent
     h, w = latent.samples.shape[-2:]
+    if resize == "bilinear":
+        from app.sd.comfy.images import latent_mask
+        return Latent(latent.samples, mask=latent_mask(mask, h, w))
     _, small = _mask_for(ctx, mask, h * 8, w * 8, 8)
     return Latent(latent.samples, mask=small)
 

@@ -1,11 +1,26 @@
 """Schedulers and the U-Net sampler."""
-from app.core.spec import Choice, Float, In, Int, Out
+from app.core.spec import Bool, Choice, Float, In, Int, Out
 from app.core.types import CONDITIONING, LATENT, MODEL, NOISE, SCHEDULER
+from app.sd import comfy
 from app.sd.scheduler_table import SCHEDULERS, SIGMAS, SPACINGS, overrides
 from nodes.base import node
 
 
+ADVANCED = {"add_noise": True, "start_at_step": 0, "end_at_step": 10000, "return_with_leftover_noise": False}
+
+
 def _supported(params):
+    if params["sampling"] == "comfyui":
+        return [(k, f"{params[k]!r} is not a ComfyUI {what} (those are: {', '.join(names)})")
+                for k, what, names in (("name", "sampler", comfy.SAMPLERS), ("sigmas", "scheduler", comfy.SCHEDULES))
+                if params[k] not in names] + \
+            ([("spacing", "ComfyUI sampling has no spacing choice: use default")] if params["spacing"] != "default" else [])
+    advanced = [k for k, v in ADVANCED.items() if params[k] != v]
+    if advanced:
+        return [(advanced[0], "needs sampling 'comfyui'")]
+    if params["name"] not in SCHEDULERS or params["sigmas"] not in SIGMAS:
+        bad = "name" if params["name"] not in SCHEDULERS else "sigmas"
+        return [(bad, f"{params[bad]!r} needs sampling 'comfyui'")]
     try:
         overrides(params["name"], params["sigmas"], params["spacing"])
     except ValueError as e:
@@ -18,14 +33,28 @@ def _supported(params):
       "each sampler builds its own fresh instance from the checkpoint's scheduler config.",
       inputs=[In("model", MODEL)],
       outputs=[Out("scheduler", SCHEDULER)],
-      params=[Choice("name", list(SCHEDULERS), "euler", "Scheduler family (the diffusers class of the "
-                     "same name)."),
-              Choice("sigmas", list(SIGMAS), "default", "Noise schedule: the class default, Karras, "
-                     "exponential or beta (not every scheduler supports each)."),
+      params=[Choice("name", list(SCHEDULERS) + [n for n in comfy.SAMPLERS if n not in SCHEDULERS], "euler",
+                     "Scheduler family (the diffusers class of the same name), or ComfyUI's sampler_name."),
+              Choice("sigmas", list(SIGMAS) + [n for n in comfy.SCHEDULES if n not in SIGMAS], "default",
+                     "Noise schedule: the class default, Karras, exponential or beta (not every scheduler "
+                     "supports each); with sampling comfyui, ComfyUI's scheduler."),
               Choice("spacing", list(SPACINGS), "default", "Timestep spacing; default keeps what "
-                     "from_config gives for this checkpoint.")],
+                     "from_config gives for this checkpoint."),
+              Choice("sampling", ["diffusers", "comfyui"], "diffusers", "diffusers: step for step as "
+                     "diffusers' pipelines; comfyui: as ComfyUI's KSampler (its noise, sigmas, integer "
+                     "timesteps and samplers), what imported ComfyUI graphs use."),
+              Bool("add_noise", True, "comfyui sampling: add the seeded noise first (KSamplerAdvanced)."),
+              Int("start_at_step", 0, "comfyui sampling: the first step of the schedule to run.", min=0, max=10000),
+              Int("end_at_step", 10000, "comfyui sampling: stop before this step.", min=0, max=10000),
+              Bool("return_with_leftover_noise", False, "comfyui sampling: when stopping early, keep the "
+                   "remaining noise instead of denoising fully at the last step.")],
       check=_supported)
-def scheduler(ctx, model, name, sigmas, spacing):
+def scheduler(ctx, model, name, sigmas, spacing, sampling, add_noise, start_at_step, end_at_step,
+              return_with_leftover_noise):
+    if sampling == "comfyui":
+        from app.sd.comfy.handle import describe
+        return describe(name, sigmas, ctx.env.scheduler_config(model), add_noise, start_at_step, end_at_step,
+                        return_with_leftover_noise)
     from app.sd import schedulers
     return schedulers.describe(name, ctx.env.scheduler_config(model), sigmas, spacing)
 
@@ -55,6 +84,12 @@ def sampler(ctx, model, positive, negative, latent, noise, scheduler, steps, cfg
     def progress(step, total, preview):
         ctx.progress(step, total, preview if ctx.wants_preview else None)
 
+    if getattr(scheduler, "comfyui", False):
+        from app.sd.comfy import sample
+        with ctx.env.unet(model) as unet:
+            samples = sample.sample(unet, positive, negative, latent, noise.seed, scheduler, steps, cfg,
+                                    denoise, progress)
+        return Latent(samples, mask=latent.mask, masked_image_latents=latent.masked_image_latents)
     specs = positive.guides + tuple(g for g in negative.guides if g not in positive.guides)
     with ctx.env.unet(model) as unet, guidance.bound(ctx.env, specs, dict(
             latent=latent, cfg=cfg, log=ctx.log, unet_config=unet.config)) as guides:

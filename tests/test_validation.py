@@ -46,7 +46,7 @@ def test_all_problems_are_reported_together():
         "node 'positive' input 'clip': node 'ckpt' (LoadCheckpoint) has no output 'clipper' (it has: model, clip, vae)",
         "node 'latent' param 'width': 100 is not a multiple of 8",
         "node 'scheduler' param 'name': 'warp' is not one of: euler, euler_ancestral, heun, dpm_2, "
-        "dpm_2_ancestral, lms, dpmpp_2m, dpmpp_2m_sde, ddim, ddpm, pndm, unipc, deis",
+        "dpm_2_ancestral, lms, dpmpp_2m, dpmpp_2m_sde, ddim, ddpm, pndm, unipc, deis, dpmpp_sde, uni_pc, uni_pc_bh2, lcm",
         "node 'sampler' param 'bogus': unknown param for Sampler (it has: steps, cfg, denoise, guidance_rescale)",
         "node 'sampler' param 'steps': 0 is below the minimum 1",
         "node 'sampler' input 'noise': missing required input (NOISE)",

@@ -9,12 +9,20 @@ def validate(wf, catalog):
     for nid, node in wf.nodes.items():
         spec = catalog.get(node.type)
         if spec is None:
-            problems.append(Problem(nid, None, f"unknown node type {node.type!r}"))
+            problems.append(Problem(nid, None, _unknown(node)))
             continue
         problems += _check_params(nid, node, spec)
         problems += _check_inputs(nid, node, spec, wf, catalog)
     problems += _check_cycles(wf)
     return problems
+
+
+def _unknown(node):
+    if node.type.startswith("comfyui:"):
+        title = node.ui.get("title")
+        return (f"unsupported ComfyUI node {node.type[8:]!r}" + (f" (title {title!r})" if title else "")
+                + ": Latent Loom has no equivalent yet")
+    return f"unknown node type {node.type!r}"
 
 
 def _check_params(nid, node, spec):

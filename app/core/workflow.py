@@ -4,15 +4,28 @@ import json
 from dataclasses import dataclass, field
 
 FORMAT = "latentloom.workflow"
-VERSION = 1
+VERSION = 2
 MAX_FILE_BYTES = 64 * 1024 * 1024
 MAX_NODES = 5000
 MAX_DEPTH = 64          # nesting of JSON arrays and objects anywhere in a document
 MAX_INT_DIGITS = 100    # longer integer literals are refused (Python stops at 4300 digits)
 NODE_KEYS = ("type", "params", "inputs", "ui")
 
+
+
+def _v1_literal_prompts(data):
+    """Version 2 added TextEncode's 'weighting' (default comfyui): version-1 prompts stay literal."""
+    nodes = data.get("nodes")
+    for node in nodes.values() if isinstance(nodes, dict) else ():
+        if isinstance(node, dict) and node.get("type") == "TextEncode":
+            params = node.setdefault("params", {})
+            if isinstance(params, dict):
+                params.setdefault("weighting", "none")
+    return {**data, "version": 2}
+
+
 # Migrations: MIGRATIONS[v] turns a version-v document into version v+1.
-MIGRATIONS = {}
+MIGRATIONS = {1: _v1_literal_prompts}
 
 
 @dataclass

@@ -103,6 +103,8 @@ class Files:
         out = []
         for d in self.models_dirs:
             out += [d / sub / p for sub in FOLDERS.get(folder, ())] + [d / p]
+            if folder == "images":  # ComfyUI keeps its inputs beside its models folder
+                out.append(d.parent / "input" / p)
         out += [d / p for d in self.base_dirs] + [Path.cwd() / p]
         return out
 

@@ -32,6 +32,16 @@ def has_node(doc, node_id):
     return isinstance(nodes, dict) and isinstance(nodes.get(node_id), dict)
 
 
+def find_node(doc, name):
+    """A node id, or the id of the one node whose title (ui.title, as imported from ComfyUI) is name."""
+    if has_node(doc, name):
+        return name
+    nodes = doc.get("nodes") if isinstance(doc, dict) else None
+    hits = [nid for nid, n in (nodes.items() if isinstance(nodes, dict) else ())
+            if isinstance(n, dict) and isinstance(n.get("ui"), dict) and n["ui"].get("title") == name]
+    return hits[0] if len(hits) == 1 else None
+
+
 def set_param(doc, node_id, param, value):
     params = doc["nodes"][node_id].setdefault("params", {})
     if isinstance(params, dict):
@@ -50,6 +60,7 @@ def apply_sets(doc, sets, strict=True):
             problems.append(Problem(None, None, parsed))
             continue
         node_id, param, value = parsed
+        node_id = find_node(doc, node_id) or node_id
         if not has_node(doc, node_id):
             if strict:
                 problems.append(Problem(node_id, None, f"--set {item!r}: no such node"))

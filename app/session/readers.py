@@ -88,3 +88,4 @@ def _ours_png_claims(chunks):
 
 register(Reader("latentloom-json", "json", _ours_json, lambda value: value))
 register(Reader("latentloom-png", "png", _ours_png_claims, _ours_png_read))
+import app.formats  # noqa: E402,F401  (registers the ComfyUI and A1111 readers)

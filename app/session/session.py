@@ -136,7 +136,7 @@ class Session:
     def load_all(self, paths, sets=()):
         """Several documents with shared --set: each set applies to every document that has its
         node, and is an error only when none has it. Returns ([Prepared], [WorkflowError])."""
-        from app.session.overrides import has_node, parse_set
+        from app.session.overrides import find_node, parse_set
         docs, errors = [], []
         for path in paths:
             try:
@@ -146,7 +146,7 @@ class Session:
         unmatched = []
         for item in sets:
             parsed = parse_set(item)
-            if isinstance(parsed, tuple) and docs and not any(has_node(d.data, parsed[0]) for d in docs):
+            if isinstance(parsed, tuple) and docs and not any(find_node(d.data, parsed[0]) for d in docs):
                 unmatched.append(Problem(parsed[0], None, f"--set {item!r}: no such node in any workflow"))
         if unmatched:
             errors.append(WorkflowError(unmatched, "--set"))

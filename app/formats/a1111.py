@@ -1,0 +1,136 @@
+"""A1111 'parameters' text -> the equivalent txt2img (or img2img) Latent Loom graph."""
+import re
+
+from app.core.workflow import FORMAT, VERSION, Problem, WorkflowError
+
+FIELD = re.compile(r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)')
+LORA = re.compile(r"<lora:([^:>]+)((?::[^:>]*)*)>")
+MAX_TEXT = 1_000_000
+
+SAMPLERS = {  # A1111 sampler label -> (ComfyUI sampler_name, scheduler implied by the label)
+    "euler": ("euler", None), "euler a": ("euler_ancestral", None), "heun": ("heun", None),
+    "dpm2": ("dpm_2", None), "dpm2 a": ("dpm_2_ancestral", None), "lms": ("lms", None),
+    "dpm++ 2m": ("dpmpp_2m", None), "dpm++ sde": ("dpmpp_sde", None), "dpm++ 2m sde": ("dpmpp_2m_sde", None),
+    "ddim": ("ddim", "ddim_uniform"), "plms": ("ddim", "ddim_uniform"), "unipc": ("uni_pc", None),
+    "lcm": ("lcm", None), "ddpm": ("ddpm", None), "deis": ("deis", None),
+}
+SCHEDULES = {"automatic": "normal", "uniform": "normal", "normal": "normal", "karras": "karras",
+             "exponential": "exponential", "sgm uniform": "sgm_uniform", "simple": "simple",
+             "ddim": "ddim_uniform", "beta": "beta"}
+
+
+def split(text):
+    """(prompt, negative, {field: value}) of a parameters text."""
+    lines = text.strip().split("\n")
+    fields = {}
+    if lines and FIELD.findall(lines[-1]) and lines[-1].lstrip().startswith("Steps:"):
+        for key, value in FIELD.findall(lines.pop()):
+            if value.startswith('"') and value.endswith('"') and len(value) > 1:
+                value = value[1:-1]
+            fields[key.strip()] = value.strip()
+    prompt, negative, in_negative = [], [], False
+    for line in lines:
+        if line.startswith("Negative prompt:"):
+            in_negative = True
+            line = line[len("Negative prompt:"):].strip()
+        (negative if in_negative else prompt).append(line)
+    return "\n".join(prompt), "\n".join(negative), fields
+
+
+def _number(fields, key, kind, default, problems):
+    if key not in fields:
+        return default
+    try:
+        return kind(float(fields[key])) if kind is int else kind(fields[key])
+    except ValueError:
+        problems.append(Problem(None, None, f"A1111 field {key!r}: {fields[key]!r} is not a number"))
+        return default
+
+
+def _sampler(fields, problems):
+    label = fields.get("Sampler", "Euler")
+    key = label.lower()
+    implied = None
+    for suffix, sched in ((" karras", "karras"), (" exponential", "exponential")):
+        if key.endswith(suffix) and key[:-len(suffix)] in SAMPLERS:
+            key, implied = key[:-len(suffix)], sched
+    if key not in SAMPLERS:
+        problems.append(Problem(None, None, f"A1111 sampler {label!r} is not supported"))
+        return "euler", "normal"
+    name, default = SAMPLERS[key]
+    schedule = fields.get("Schedule type", "").lower()
+    if schedule and schedule not in SCHEDULES:
+        problems.append(Problem(None, None, f"A1111 schedule type {fields['Schedule type']!r} is not supported"))
+    return name, SCHEDULES.get(schedule) or implied or default or "normal"
+
+
+def _loras(prompt, problems):
+    loras = []
+    for m in LORA.finditer(prompt):
+        args = [a for a in m.group(2).split(":")[1:]]
+        try:
+            te = float(args[0]) if args and args[0] else 1.0
+            unet = float(args[1]) if len(args) > 1 and args[1] else te
+        except ValueError:
+            problems.append(Problem(None, None, f"LoRA tag {m.group(0)!r}: the weights are not numbers"))
+            continue
+        loras.append((m.group(1).strip(), unet, te))
+    return LORA.sub("", prompt), loras
+
+
+def to_document(text):
+    if not isinstance(text, str) or len(text) > MAX_TEXT:
+        raise WorkflowError([Problem(None, None, "the A1111 parameters text is missing or too long")])
+    prompt, negative, fields = split(text)
+    problems = []
+    prompt, loras = _loras(prompt, problems)
+    negative, _ = _loras(negative, problems)
+    steps = _number(fields, "Steps", int, 20, problems)
+    cfg = _number(fields, "CFG scale", float, 7.0, problems)
+    seed = _number(fields, "Seed", int, 0, problems)
+    skip = _number(fields, "Clip skip", int, 1, problems)
+    denoise = _number(fields, "Denoising strength", float, None, problems)
+    width, height = 512, 512
+    if "Size" in fields:
+        m = re.fullmatch(r"(\d+)x(\d+)", fields["Size"])
+        if m is None:
+            problems.append(Problem(None, None, f"A1111 field 'Size': {fields['Size']!r} is not WIDTHxHEIGHT"))
+        else:
+            width, height = int(m.group(1)), int(m.group(2))
+    name, schedule = _sampler(fields, problems)
+    if problems:
+        raise WorkflowError(problems)
+    model = fields.get("Model", "v1-5-pruned-emaonly")
+    nodes = {"ckpt": {"type": "LoadCheckpoint", "params": {"path": _file(model)}}}
+    model_ref, clip_ref = ["ckpt", "model"], ["ckpt", "clip"]
+    for i, (lora, unet_w, te_w) in enumerate(loras, 1):
+        nodes[f"lora{i}"] = {"type": "LoadLoRA", "params": {"path": _file(lora), "strength_model": unet_w,
+                                                           "strength_clip": te_w},
+                             "inputs": {"model": model_ref, "clip": clip_ref}}
+        model_ref, clip_ref = [f"lora{i}", "model"], [f"lora{i}", "clip"]
+    for nid, body in (("positive", prompt), ("negative", negative)):
+        nodes[nid] = {"type": "TextEncode", "inputs": {"clip": clip_ref},
+                      "params": {"text": body, "clip_skip": max(skip - 1, 0), "weighting": "a1111"}}
+    img2img = denoise is not None and "Hires upscale" not in fields
+    if img2img:
+        nodes["image"] = {"type": "LoadImage", "params": {"path": ""}}
+        nodes["latent"] = {"type": "VAEEncode", "params": {"sizing": "crop"},
+                           "inputs": {"vae": ["ckpt", "vae"], "image": ["image", "image"]}}
+    else:
+        nodes["latent"] = {"type": "EmptyLatent", "params": {"width": width, "height": height, "batch_size": 1}}
+    nodes["noise"] = {"type": "LatentNoise", "params": {"seed": seed}}
+    nodes["scheduler"] = {"type": "Scheduler", "params": {"name": name, "sigmas": schedule, "sampling": "comfyui"},
+                          "inputs": {"model": model_ref}}
+    nodes["sampler"] = {"type": "Sampler", "params": {"steps": steps, "cfg": cfg,
+                                                      "denoise": denoise if img2img else 1.0},
+                        "inputs": {"model": model_ref, "positive": ["positive", "conditioning"],
+                                   "negative": ["negative", "conditioning"], "latent": ["latent", "latent"],
+                                   "noise": ["noise", "noise"], "scheduler": ["scheduler", "scheduler"]}}
+    nodes["decode"] = {"type": "VAEDecode", "inputs": {"vae": ["ckpt", "vae"], "latent": ["sampler", "latent"]}}
+    nodes["save"] = {"type": "SaveImage", "params": {"filename_prefix": "a1111"},
+                     "inputs": {"image": ["decode", "image"]}}
+    return {"format": FORMAT, "version": VERSION, "nodes": nodes, "ui": {"imported_from": "a1111"}}
+
+
+def _file(name):
+    return name if name.lower().endswith((".safetensors", ".ckpt")) else name + ".safetensors"

@@ -1,0 +1,138 @@
+"""Latent Loom workflows -> ComfyUI API prompts, for graphs that map.
+
+Sampler + its LatentNoise + Scheduler become one KSampler (KSamplerAdvanced when the scheduler
+sets add_noise / start_at_step / end_at_step / return_with_leftover_noise); TextEncode's clip_skip
+becomes a CLIPSetLastLayer in front of it; kept "comfyui:<class_type>" nodes go back as they came.
+Returns (prompt, notes): notes say what ComfyUI will render differently.
+"""
+from app.core.workflow import Problem, WorkflowError
+from app.formats.comfy_import import UNSUPPORTED
+
+OUTPUTS = {"LoadCheckpoint": ["model", "clip", "vae"], "LoadLoRA": ["model", "clip"], "LoadImage": ["image", "mask"],
+           "ApplyControlNet": ["positive", "negative"]}
+ADVANCED = {"add_noise": True, "start_at_step": 0, "end_at_step": 10000, "return_with_leftover_noise": False}
+DIFFUSERS_NAMES = {"unipc": "uni_pc", "pndm": "euler"}
+
+
+class Exporter:
+    def __init__(self, wf):
+        self.wf, self.prompt, self.notes, self.problems = wf, {}, [], []
+
+    def link(self, nid, port):
+        """[source id, output index] for our input `port` of node nid."""
+        src, out = self.wf.nodes[nid].inputs[port]
+        stype = self.wf.nodes[src].type
+        if stype.startswith(UNSUPPORTED):
+            return [src, int(out) if out.isdigit() else 0]
+        names = OUTPUTS.get(stype, [out])
+        return [src, names.index(out) if out in names else 0]
+
+    def add(self, nid, class_type, inputs, links=()):
+        node = self.wf.nodes[nid]
+        entry = {"class_type": class_type, "inputs": dict(inputs)}
+        for theirs, ours in links:
+            if ours in node.inputs:
+                entry["inputs"][theirs] = self.link(nid, ours)
+        title = node.ui.get("title")
+        if isinstance(title, str):
+            entry["_meta"] = {"title": title}
+        self.prompt[nid] = entry
+        return entry
+
+
+def _text(e, nid, p):
+    clip = e.link(nid, "clip")
+    if p.get("clip_skip", 0):
+        skip_id = f"{clip[0]}.clip_skip{p['clip_skip']}"
+        e.prompt[skip_id] = {"class_type": "CLIPSetLastLayer",
+                             "inputs": {"stop_at_clip_layer": -1 - p["clip_skip"], "clip": clip}}
+        clip = [skip_id, 0]
+    if p.get("weighting", "comfyui") != "comfyui" and any(c in p["text"] for c in "()[]"):
+        e.notes.append(f"node {nid!r}: ComfyUI reads the prompt's brackets its own way (weighting "
+                       f"{p['weighting']!r} here)")
+    e.add(nid, "CLIPTextEncode", {"text": p["text"], "clip": clip})
+
+
+def _sampler(e, nid, p):
+    node = e.wf.nodes[nid]
+    noise = e.wf.nodes[node.inputs["noise"][0]]
+    sched = e.wf.nodes[node.inputs["scheduler"][0]]
+    sp = sched.params
+    name, sigmas = sp["name"], sp["sigmas"]
+    if sp.get("sampling") != "comfyui":
+        e.notes.append(f"node {nid!r}: its Scheduler uses diffusers sampling; ComfyUI renders "
+                       f"{name!r} its own way")
+        name, sigmas = DIFFUSERS_NAMES.get(name, name), ("normal" if sigmas == "default" else sigmas)
+    if p.get("guidance_rescale", 0.0):
+        e.notes.append(f"node {nid!r}: ComfyUI's KSampler has no guidance_rescale")
+    common = {"steps": p["steps"], "cfg": p["cfg"], "sampler_name": name, "scheduler": sigmas}
+    links = [("model", "model"), ("positive", "positive"), ("negative", "negative"), ("latent_image", "latent")]
+    advanced = {k: sp.get(k, v) for k, v in ADVANCED.items()}
+    if advanced == ADVANCED:
+        e.add(nid, "KSampler", {"seed": noise.params["seed"], **common, "denoise": p["denoise"]}, links)
+        return
+    if p["denoise"] < 1.0:
+        e.problems.append(Problem(nid, "param 'denoise'", "KSamplerAdvanced has no denoise: use 1"))
+    e.add(nid, "KSamplerAdvanced", {
+        "add_noise": "enable" if advanced["add_noise"] else "disable", "noise_seed": noise.params["seed"],
+        **common, "start_at_step": advanced["start_at_step"], "end_at_step": advanced["end_at_step"],
+        "return_with_leftover_noise": "enable" if advanced["return_with_leftover_noise"] else "disable"}, links)
+
+
+def _scale(kind):
+    def export(e, nid, p):
+        src = ("samples", "latent") if kind == "LatentUpscale" else ("image", "image")
+        if p.get("scale") is not None and "width" not in p:
+            e.add(nid, kind + "By", {"upscale_method": p["method"], "scale_by": p["scale"]}, [src])
+        else:
+            e.add(nid, kind, {"upscale_method": p["method"], "width": p["width"], "height": p["height"],
+                              "crop": p.get("crop", "disabled")}, [src])
+    return export
+
+
+EXPORTERS = {
+    "LoadCheckpoint": lambda e, nid, p: e.add(nid, "CheckpointLoaderSimple", {"ckpt_name": p["path"]}),
+    "TextEncode": _text,
+    "EmptyLatent": lambda e, nid, p: e.add(nid, "EmptyLatentImage", {k: p[k] for k in ("width", "height", "batch_size")}),
+    "Sampler": _sampler,
+    "LatentNoise": None, "Scheduler": None,  # folded into the KSampler
+    "VAEDecode": lambda e, nid, p: e.add(nid, "VAEDecode", {}, [("samples", "latent"), ("vae", "vae")]),
+    "VAEEncode": lambda e, nid, p: e.add(nid, "VAEEncode", {}, [("pixels", "image"), ("vae", "vae")]),
+    "VAEEncodeForInpaint": lambda e, nid, p: e.add(nid, "VAEEncodeForInpaint", {"grow_mask_by": p["grow_mask_by"]},
+                                                   [("pixels", "image"), ("vae", "vae"), ("mask", "mask")]),
+    "SetLatentMask": lambda e, nid, p: e.add(nid, "SetLatentNoiseMask", {}, [("samples", "latent"), ("mask", "mask")]),
+    "LoadImage": lambda e, nid, p: e.add(nid, "LoadImage", {"image": p["path"]}),
+    "SaveImage": lambda e, nid, p: e.add(nid, "SaveImage", {"filename_prefix": p["filename_prefix"]},
+                                         [("images", "image")]),
+    "LoadLoRA": lambda e, nid, p: e.add(nid, "LoraLoader", {"lora_name": p["path"], "strength_model": p["strength_model"],
+                                                            "strength_clip": p["strength_clip"]},
+                                        [("model", "model"), ("clip", "clip")]),
+    "LatentUpscale": _scale("LatentUpscale"),
+    "ImageScale": _scale("ImageScale"),
+    "LoadControlNet": lambda e, nid, p: e.add(nid, "ControlNetLoader", {"control_net_name": p["path"]}),
+    "ApplyControlNet": lambda e, nid, p: e.add(nid, "ControlNetApplyAdvanced", {
+        "strength": p["strength"], "start_percent": p["start"], "end_percent": p["end"]},
+        [("positive", "positive"), ("negative", "negative"), ("control_net", "controlnet"), ("image", "image")]),
+}
+
+
+def _kept(e, nid, node):
+    e.add(nid, node.type[len(UNSUPPORTED):], node.params, [(port, port) for port in node.inputs])
+
+
+def to_prompt(wf):
+    """A parsed (and default-filled) Workflow -> (API prompt, notes); WorkflowError when a node has
+    no ComfyUI equivalent."""
+    e = Exporter(wf)
+    for nid, node in wf.nodes.items():
+        if node.type.startswith(UNSUPPORTED):
+            _kept(e, nid, node)
+            continue
+        if node.type not in EXPORTERS:
+            e.problems.append(Problem(nid, None, f"{node.type} has no ComfyUI equivalent to export to"))
+            continue
+        if EXPORTERS[node.type] is not None:
+            EXPORTERS[node.type](e, nid, node.params)
+    if e.problems:
+        raise WorkflowError(e.problems)
+    return e.prompt, e.notes

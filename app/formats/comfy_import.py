@@ -1,0 +1,296 @@
+"""ComfyUI API prompts -> Latent Loom documents: each class_type maps onto our nodes.
+
+A prompt is {id: {"class_type", "inputs": {name: literal | [source id, output index]}, "_meta"}}.
+Ids and titles survive (KSampler "3" becomes Sampler "3" + LatentNoise "3.noise" + Scheduler
+"3.scheduler"). A class_type we do not map becomes a "comfyui:<class_type>" node that keeps its
+inputs and links, so validation names it and converting back keeps it.
+"""
+from dataclasses import dataclass
+
+from app.core.workflow import FORMAT, VERSION, Problem, WorkflowError
+
+UNSUPPORTED = "comfyui:"
+MAX_NODES = 5000
+
+
+@dataclass(frozen=True)
+class Ref:
+    node: str
+    port: str
+    skip: int = 0   # clip refs: CLIPSetLastLayer upstream (our clip_skip)
+
+
+def is_link(value):
+    return (isinstance(value, list) and len(value) == 2 and isinstance(value[0], (str, int))
+            and not isinstance(value[0], bool) and isinstance(value[1], int) and not isinstance(value[1], bool))
+
+
+class Builder:
+    def __init__(self, prompt, titles, positions):
+        self.prompt, self.titles, self.positions = prompt, titles, positions
+        self.nodes, self.out, self.problems = {}, {}, []
+
+    def add(self, nid, type, params=None, inputs=None, cid=None):
+        ui = {}
+        if cid is not None and nid == cid:
+            if self.titles.get(cid):
+                ui["title"] = self.titles[cid]
+            if cid in self.positions:
+                ui["pos"] = self.positions[cid]
+        node = {"type": type, "params": dict(params or {}), "inputs": {}}
+        if ui:
+            node["ui"] = ui
+        self.nodes[nid] = node
+        for port, ref in (inputs or {}).items():
+            if ref is not None:
+                node["inputs"][port] = [ref.node, ref.port]
+        return node
+
+    def ref(self, cid, name, required=True):
+        """The Ref a ComfyUI input links to (None when unlinked)."""
+        value = self.prompt[cid]["inputs"].get(name)
+        if not is_link(value):
+            if required:
+                self.problems.append(Problem(cid, f"input {name!r}", "not linked"))
+            return None
+        src, idx = str(value[0]), value[1]
+        refs = self.out.get(src)
+        if refs is None:
+            self.problems.append(Problem(cid, f"input {name!r}", f"linked to missing node {src!r}"))
+            return None
+        if not 0 <= idx < len(refs) or refs[idx] is None:
+            self.problems.append(Problem(cid, f"input {name!r}", f"node {src!r} has no output {idx}"))
+            return None
+        return refs[idx]
+
+    def value(self, cid, name, default=None):
+        value = self.prompt[cid]["inputs"].get(name, default)
+        if is_link(value):
+            self.problems.append(Problem(cid, f"input {name!r}", "a link where a value is expected "
+                                         "(from a node we cannot evaluate before running)"))
+            return default
+        return value
+
+
+def _checkpoint(b, cid):
+    b.add(cid, "LoadCheckpoint", {"path": b.value(cid, "ckpt_name", "")}, cid=cid)
+    return [Ref(cid, "model"), Ref(cid, "clip"), Ref(cid, "vae")]
+
+
+def _text(b, cid):
+    clip = b.ref(cid, "clip")
+    b.add(cid, "TextEncode", {"text": b.value(cid, "text", ""), "clip_skip": clip.skip if clip else 0,
+                              "weighting": "comfyui"}, {"clip": clip}, cid)
+    return [Ref(cid, "conditioning")]
+
+
+def _clip_last_layer(b, cid):
+    clip = b.ref(cid, "clip")
+    layer = b.value(cid, "stop_at_clip_layer", -1)
+    if isinstance(layer, bool) or not isinstance(layer, int) or layer > -1:
+        b.problems.append(Problem(cid, "input 'stop_at_clip_layer'", f"expected a negative integer, got {layer!r}"))
+        layer = -1
+    return [Ref(clip.node, clip.port, -layer - 1) if clip else None]
+
+
+def _empty_latent(b, cid):
+    b.add(cid, "EmptyLatent", {k: b.value(cid, k, d) for k, d in
+                               (("width", 512), ("height", 512), ("batch_size", 1))}, cid=cid)
+    return [Ref(cid, "latent")]
+
+
+def _sampler(b, cid, advanced=False):
+    seed = b.value(cid, "noise_seed" if advanced else "seed", 0)
+    model = b.ref(cid, "model")
+    b.add(f"{cid}.noise", "LatentNoise", {"seed": seed})
+    sched = {"name": b.value(cid, "sampler_name", "euler"), "sigmas": b.value(cid, "scheduler", "normal"),
+             "sampling": "comfyui"}
+    params = {"steps": b.value(cid, "steps", 20), "cfg": b.value(cid, "cfg", 8.0)}
+    if advanced:
+        sched.update(add_noise=b.value(cid, "add_noise", "enable") != "disable",
+                     start_at_step=b.value(cid, "start_at_step", 0),
+                     end_at_step=b.value(cid, "end_at_step", 10000),
+                     return_with_leftover_noise=b.value(cid, "return_with_leftover_noise", "disable") == "enable")
+    else:
+        params["denoise"] = b.value(cid, "denoise", 1.0)
+    b.add(f"{cid}.scheduler", "Scheduler", sched, {"model": model})
+    b.add(cid, "Sampler", params, {
+        "model": model, "positive": b.ref(cid, "positive"), "negative": b.ref(cid, "negative"),
+        "latent": b.ref(cid, "latent_image"), "noise": Ref(f"{cid}.noise", "noise"),
+        "scheduler": Ref(f"{cid}.scheduler", "scheduler")}, cid)
+    return [Ref(cid, "latent")]
+
+
+def _one(type, params, inputs, out):
+    """A node that maps 1:1: params {ours: theirs}, inputs {ours: theirs}, outputs [ours]."""
+    def build(b, cid):
+        values = {ours: b.value(cid, theirs) for ours, theirs in params.items()
+                  if b.prompt[cid]["inputs"].get(theirs) is not None}
+        b.add(cid, type, values, {ours: b.ref(cid, theirs) for ours, theirs in inputs.items()}, cid)
+        return [Ref(cid, port) for port in out]
+    return build
+
+
+def _vae_encode(b, cid):
+    b.add(cid, "VAEEncode", {"sizing": "crop"}, {"vae": b.ref(cid, "vae"), "image": b.ref(cid, "pixels")}, cid)
+    return [Ref(cid, "latent")]
+
+
+def _noise_mask(b, cid):
+    b.add(cid, "SetLatentMask", {"resize": "bilinear"},
+          {"latent": b.ref(cid, "samples"), "mask": b.ref(cid, "mask")}, cid)
+    return [Ref(cid, "latent")]
+
+
+def _inpaint_conditioning(b, cid):
+    b.add(cid, "InpaintEncode", {}, {"vae": b.ref(cid, "vae"), "image": b.ref(cid, "pixels"),
+                                     "mask": b.ref(cid, "mask")}, cid)
+    if b.value(cid, "noise_mask", True) is not True:
+        b.problems.append(Problem(cid, "input 'noise_mask'", "only noise_mask true is supported"))
+    return [b.ref(cid, "positive"), b.ref(cid, "negative"), Ref(cid, "latent")]
+
+
+def _lora(b, cid, model_only=False):
+    model = b.ref(cid, "model")
+    clip = _clip_of(b, model) if model_only else b.ref(cid, "clip")
+    strength_clip = 0.0 if model_only else b.value(cid, "strength_clip", 1.0)
+    b.add(cid, "LoadLoRA", {"path": b.value(cid, "lora_name", ""), "strength_model": b.value(cid, "strength_model", 1.0),
+                            "strength_clip": strength_clip}, {"model": model, "clip": clip}, cid)
+    skip = clip.skip if clip else 0
+    return [Ref(cid, "model"), None if model_only else Ref(cid, "clip", skip)]
+
+
+def _clip_of(b, model):
+    """LoraLoaderModelOnly: our LoadLoRA needs a clip; take the one beside the model (strength 0)."""
+    node = b.nodes.get(model.node) if model else None
+    if node and node["type"] in ("LoadCheckpoint", "LoadLoRA"):
+        return Ref(model.node, "clip")
+    b.problems.append(Problem(None if model is None else model.node, None,
+                              "LoraLoaderModelOnly needs a model straight from a checkpoint or LoRA loader"))
+    return None
+
+
+def _scale(type, by=False):
+    def build(b, cid):
+        params = {"method": b.value(cid, "upscale_method", "nearest-exact")}
+        if by:
+            params["scale"] = b.value(cid, "scale_by", 1.0)
+        else:
+            params.update(width=b.value(cid, "width", 512), height=b.value(cid, "height", 512))
+            crop = b.value(cid, "crop", "disabled")
+            if crop != "disabled":
+                params["crop"] = crop
+        ours, theirs = ("latent", "samples") if type == "LatentUpscale" else ("image", "image")
+        b.add(cid, type, params, {ours: b.ref(cid, theirs)}, cid)
+        return [Ref(cid, ours)]
+    return build
+
+
+def _save(b, cid, preview=False):
+    prefix = "preview" if preview else b.value(cid, "filename_prefix", "ComfyUI")
+    b.add(cid, "SaveImage", {"filename_prefix": prefix, "to_8bit": "truncate"}, {"image": b.ref(cid, "images")}, cid)
+    return []
+
+
+MAPPERS = {
+    "CheckpointLoaderSimple": _checkpoint,
+    "CLIPTextEncode": _text,
+    "CLIPSetLastLayer": _clip_last_layer,
+    "EmptyLatentImage": _empty_latent,
+    "KSampler": _sampler,
+    "KSamplerAdvanced": lambda b, cid: _sampler(b, cid, advanced=True),
+    "VAEDecode": _one("VAEDecode", {}, {"vae": "vae", "latent": "samples"}, ["image"]),
+    "VAEEncode": _vae_encode,
+    "VAEEncodeForInpaint": _one("VAEEncodeForInpaint", {"grow_mask_by": "grow_mask_by"},
+                                {"vae": "vae", "image": "pixels", "mask": "mask"}, ["latent"]),
+    "SetLatentNoiseMask": _noise_mask,
+    "InpaintModelConditioning": _inpaint_conditioning,
+    "LoadImage": _one("LoadImage", {"path": "image"}, {}, ["image", "mask"]),
+    "SaveImage": _save,
+    "PreviewImage": lambda b, cid: _save(b, cid, preview=True),
+    "LoraLoader": _lora,
+    "LoraLoaderModelOnly": lambda b, cid: _lora(b, cid, model_only=True),
+    "ImageScale": _scale("ImageScale"),
+    "ImageScaleBy": _scale("ImageScale", by=True),
+    "LatentUpscale": _scale("LatentUpscale"),
+    "LatentUpscaleBy": _scale("LatentUpscale", by=True),
+    "ControlNetLoader": _one("LoadControlNet", {"path": "control_net_name"}, {}, ["controlnet"]),
+    "ControlNetApplyAdvanced": _one("ApplyControlNet", {"strength": "strength", "start": "start_percent",
+                                                        "end": "end_percent"},
+                                    {"positive": "positive", "negative": "negative", "controlnet": "control_net",
+                                     "image": "image"}, ["positive", "negative"]),
+}
+
+
+def _unsupported(b, cid):
+    """Keep the node as it is: literal inputs as params, links as inputs named like ComfyUI's."""
+    entry = b.prompt[cid]
+    params, links = {}, {}
+    for name, value in entry["inputs"].items():
+        if is_link(value):
+            links[name] = b.ref(cid, name)
+        else:
+            params[name] = value
+    b.add(cid, UNSUPPORTED + entry["class_type"], params, links, cid)
+    return [Ref(cid, str(i)) for i in range(entry.get("_outputs", 8))]
+
+
+def check_prompt(prompt):
+    """Structural checks on an API prompt; raises WorkflowError naming every problem."""
+    if not isinstance(prompt, dict) or not prompt:
+        raise WorkflowError([Problem(None, None, "a ComfyUI prompt must be a non-empty object of node id -> node")])
+    if len(prompt) > MAX_NODES:
+        raise WorkflowError([Problem(None, None, f"too many nodes ({len(prompt)} > {MAX_NODES})")])
+    problems = []
+    for cid, entry in prompt.items():
+        if not isinstance(entry, dict) or not isinstance(entry.get("class_type"), str) or not entry["class_type"]:
+            problems.append(Problem(str(cid), None, "a ComfyUI node needs a \"class_type\" string"))
+        elif not isinstance(entry.get("inputs", {}), dict):
+            problems.append(Problem(str(cid), None, "\"inputs\" must be an object"))
+    if problems:
+        raise WorkflowError(problems)
+
+
+def _order(prompt):
+    """Node ids, sources first; a cycle is an error naming its nodes."""
+    order, state = [], {}
+    for start in prompt:
+        if start in state:
+            continue
+        stack = [(start, iter(_sources(prompt, start)))]
+        state[start] = 1
+        while stack:
+            nid, it = stack[-1]
+            src = next(it, None)
+            if src is None:
+                stack.pop()
+                state[nid] = 2
+                order.append(nid)
+            elif state.get(src) == 1:
+                raise WorkflowError([Problem(src, None, f"cycle through node {src!r} and node {nid!r}")])
+            elif src not in state:
+                state[src] = 1
+                stack.append((src, iter(_sources(prompt, src))))
+    return order
+
+
+def _sources(prompt, nid):
+    return [str(v[0]) for v in prompt[nid].get("inputs", {}).values() if is_link(v) and str(v[0]) in prompt]
+
+
+def to_document(prompt, titles=None, positions=None, source="comfyui-api"):
+    """An API prompt (already unwrapped) -> a Latent Loom document (validated later)."""
+    check_prompt(prompt)
+    prompt = {str(k): {**v, "inputs": dict(v.get("inputs", {}))} for k, v in prompt.items()}
+    titles = dict(titles or {})
+    for cid, entry in prompt.items():
+        meta = entry.get("_meta")
+        if isinstance(meta, dict) and isinstance(meta.get("title"), str) and cid not in titles:
+            titles[cid] = meta["title"]
+    b = Builder(prompt, titles, positions or {})
+    for cid in _order(prompt):
+        mapper = MAPPERS.get(prompt[cid]["class_type"], _unsupported)
+        b.out[cid] = mapper(b, cid)
+    if b.problems:
+        raise WorkflowError(b.problems)
+    return {"format": FORMAT, "version": VERSION, "nodes": b.nodes, "ui": {"imported_from": source}}

@@ -1,0 +1,142 @@
+"""The sampling loop as ComfyUI's KSampler runs it, on our diffusers U-Net.
+
+Initial noise: one CPU fp32 torch.randn for the whole batch from a generator seeded with the
+seed, scaled by sqrt(1 + sigma_max^2) (or by sigma when starting later) and added to the latent.
+The U-Net sees x / sqrt(sigma^2 + 1) and the nearest integer timestep; guidance mixes the
+denoised predictions; cfg 1 skips the unconditional pass; a noise mask keeps the original latent
+(re-noised to the current sigma) outside it.
+"""
+import math
+import warnings
+
+import torch
+
+from app.core.errors import UserError
+from app.sd.comfy import samplers, schedules
+from app.sd.images import preview
+
+
+def gaussian_noise(x, seed):
+    """Ancestral and DDPM step noise: a fresh generator seeded with the seed, on x's device."""
+    generator = torch.Generator(device=x.device).manual_seed(seed)
+    return lambda sigma, sigma_next: torch.randn(x.size(), dtype=x.dtype, device=x.device, generator=generator)
+
+
+class BrownianNoise:
+    """SDE step noise from a torchsde Brownian tree over [sigma_min, sigma_max] seeded with the seed."""
+
+    def __init__(self, x, sigma_min, sigma_max, seed):
+        import torchsde
+        self.device, self.dtype = x.device, x.dtype
+        (t0, t1), self.sign = sorted((sigma_min, sigma_max)), (1 if sigma_min < sigma_max else -1)
+        self.tree = torchsde.BrownianTree(t0.cpu(), torch.zeros_like(x).cpu(), t1.cpu(), entropy=seed)
+
+    def __call__(self, sigma, sigma_next):
+        lo, hi = sorted((sigma, sigma_next))
+        sign = 1 if sigma < sigma_next else -1
+        with warnings.catch_warnings():  # float rounding at the interval's ends, as in ComfyUI
+            warnings.filterwarnings("ignore", message="Should have", category=UserWarning)
+            w = self.tree(lo.cpu().float(), hi.cpu().float()).to(self.device, self.dtype) * (self.sign * sign)
+        return w / (sigma_next - sigma).abs().sqrt()
+
+
+def _embeds(positive, negative, batch, device, dtype):
+    return [c.embeds.to(device=device, dtype=dtype).repeat(batch, 1, 1) for c in (positive, negative)]
+
+
+def _eps(unet, x, t, embeds, extra):
+    if extra is not None:
+        x = torch.cat([x, extra.repeat(x.shape[0] // extra.shape[0], 1, 1, 1)], dim=1)
+    return unet(x, t.expand(x.shape[0]), encoder_hidden_states=embeds, return_dict=False)[0].float()
+
+
+def denoiser(unet, ms, positive, negative, cfg, batch, extra=None):
+    """model(x, sigma) -> the guided denoised latent, as ComfyUI's EPS model wrapper computes it."""
+    device, dtype = unet.device, unet.dtype
+    pos, neg = _embeds(positive, negative, batch, device, dtype)
+    skip_uncond = math.isclose(cfg, 1.0)
+
+    def model(x, sigma):
+        xc = (x / (sigma ** 2 + 1.0) ** 0.5).to(dtype)
+        t = ms.timestep(sigma.reshape(1).cpu()).float().to(device)
+        if skip_uncond:
+            return x - _eps(unet, xc, t, pos, extra) * sigma
+        if pos.shape == neg.shape:
+            cond, uncond = _eps(unet, torch.cat([xc, xc]), t, torch.cat([pos, neg]), extra).chunk(2)
+        else:
+            cond, uncond = _eps(unet, xc, t, pos, extra), _eps(unet, xc, t, neg, extra)
+        cond_x0, uncond_x0 = x - cond * sigma, x - uncond * sigma
+        return uncond_x0 + (cond_x0 - uncond_x0) * cfg
+    return model
+
+
+def _mask_and_extra(unet, latent, batch, device):
+    nine = unet.config.in_channels == 9
+    if nine and latent.masked_image_latents is None:
+        raise UserError("a 9-channel inpainting model needs the latent from InpaintEncode")
+    mask = None if latent.mask is None else latent.mask.float().to(device)
+    if mask is not None and mask.shape[0] != batch:
+        mask = mask.repeat(batch // mask.shape[0], 1, 1, 1)
+    extra = None
+    if nine:
+        extra = torch.cat([mask, latent.masked_image_latents.to(device)], dim=1).to(unet.dtype)
+    return mask, extra
+
+
+def window(sigmas, handle):
+    """KSamplerAdvanced's start_at_step / end_at_step; None when nothing is left to run."""
+    if handle.end_at_step < len(sigmas) - 1:
+        sigmas = sigmas[:handle.end_at_step + 1].clone()
+        if not handle.return_with_leftover_noise:
+            sigmas[-1] = 0
+    if handle.start_at_step:
+        if handle.start_at_step >= len(sigmas) - 1:
+            return None
+        sigmas = sigmas[handle.start_at_step:]
+    return sigmas
+
+
+@torch.no_grad()
+def sample(unet, positive, negative, latent, seed, handle, steps, cfg, denoise, progress=None):
+    run = samplers.SAMPLERS.get(handle.sampler)
+    if run is None:
+        raise UserError(f"ComfyUI sampler {handle.sampler!r} is not supported yet "
+                        f"(supported: {', '.join(sorted(samplers.SAMPLERS))})")
+    ms = schedules.ModelSampling(handle.config)
+    sigmas = schedules.sigmas_for(ms, handle.scheduler, handle.sampler, steps, denoise)
+    sigmas = window(sigmas, handle)
+    if sigmas is None:
+        return latent.samples
+    device = unet.device
+    image = latent.samples.float()
+    batch = image.shape[0]
+    noise = (torch.randn(image.shape, dtype=torch.float32, generator=torch.Generator().manual_seed(seed))
+             if handle.add_noise else torch.zeros(image.shape))
+    noise, image, sigmas = noise.to(device), image.to(device), sigmas.to(device)
+    mask, extra = _mask_and_extra(unet, latent, batch, device)
+    model = denoiser(unet, ms, positive, negative, cfg, batch, extra)
+    if mask is not None:
+        inpaint_noise = noise
+        if handle.sampler == "ddim":  # ComfyUI's ddim re-noises the kept area with seed + 1
+            inpaint_noise = torch.randn(noise.shape, generator=torch.Generator().manual_seed(seed + 1)).to(device)
+        inner = model
+
+        def model(x, sigma):
+            x = x * mask + (inpaint_noise * sigma + image) * (1.0 - mask)
+            return inner(x, sigma) * mask + image * (1.0 - mask)
+    if len(sigmas) > 1 and (math.isclose(float(ms.sigma_max), float(sigmas[0]), rel_tol=1e-05)
+                            or float(sigmas[0]) > float(ms.sigma_max)):
+        x = noise * torch.sqrt(1.0 + sigmas[0] ** 2.0) + image
+    else:
+        x = noise * sigmas[0] + image if len(sigmas) else image
+    if handle.sampler in samplers.BROWNIAN:
+        positive_sigmas = sigmas[sigmas > 0]
+        step_noise = BrownianNoise(x, positive_sigmas.min(), sigmas.max(), seed) if len(positive_sigmas) else None
+    else:
+        step_noise = gaussian_noise(x, seed)
+    total = len(sigmas) - 1
+
+    def step(i, current):
+        if progress is not None:
+            progress(i + 1, total, lambda: preview(current))
+    return run(model, x, sigmas, step_noise, step)
