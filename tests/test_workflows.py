@@ -26,8 +26,8 @@ def tiny_overrides(doc, tiny_dir, lora_file, controlnet_dir=None):
         t = node["type"]
         if t == "LoadCheckpoint":
             sets += [f"{nid}.path={tiny_dir}", f"{nid}.dtype=fp32"]
-        elif t == "Sampler":
-            sets.append(f"{nid}.steps=2")
+        elif t == "Sampler":  # a strength sweep down to 0.2 needs 5 steps for one to run
+            sets.append(f"{nid}.steps={5 if 'sweep' in doc else 2}")
         elif t == "EmptyLatent":
             sets += [f"{nid}.width=64", f"{nid}.height=64"]
         elif t == "LoadLoRA":

@@ -24,7 +24,9 @@ FOLDERS = {
     "embeddings": ("embeddings",),
 }
 # Folders a file param may name instead of a file: a diffusers model (or config) folder.
-FOLDER_OK = ("checkpoints", "configs")
+# File params that also take a diffusers folder, and the file that marks one.
+FOLDER_OK = {"checkpoints": "model_index.json", "configs": "model_index.json", "controlnet": "config.json",
+             "vae": "config.json", "annotators": "config.json"}
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 WINDOWS_PATH = re.compile(r"^([A-Za-z]:[\\/]|\\\\)|\\")
 MAX_VALUE = 4096            # characters in a file param
@@ -121,9 +123,10 @@ class Files:
             if what == "folder":
                 if folder not in FOLDER_OK:
                     raise FileProblem(f"{value!r} is a folder; this param takes a file")
-                if not (c / "model_index.json").is_file():
+                marker = FOLDER_OK[folder]
+                if not (c / marker).is_file():
                     raise FileProblem(f"{value!r} is a folder but not a diffusers model folder "
-                                      "(no model_index.json)")
+                                      f"(no {marker})")
             elif what != "file":
                 raise FileProblem(f"{value!r} is a {what}, not a regular file")
             elif not os.access(c, os.R_OK):
