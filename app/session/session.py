@@ -197,7 +197,7 @@ class Session:
                                document=document if document is not None else prepared.document,
                                base_dirs=prepared.base_dirs)
 
-    def sweep(self, prepared, on_event=None, on_cell=None, cancel=None):
+    def sweep(self, prepared, on_event=None, cancel=None):
         """Run every cell of a prepared sweep; see app.session.sweeping."""
         from app.session.sweeping import run_sweep
-        return run_sweep(self, prepared, on_event=on_event, on_cell=on_cell, cancel=cancel)
+        return run_sweep(self, prepared, on_event=on_event, cancel=cancel)

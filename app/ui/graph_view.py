@@ -33,6 +33,7 @@ STATES = {
     "failed": (240, 70, 70),
     "invalid": (240, 70, 70),
     "cancelled": (200, 170, 80),
+    "missing": (240, 150, 60),
 }
 CATEGORY_COLORS = {
     "loaders": (46, 34, 60), "conditioning": (58, 44, 26), "latent": (56, 30, 48),
@@ -244,9 +245,9 @@ class GraphView(QObject):
     node_menu_requested = Signal(str, object)   # engine node id, global pos
     files_dropped = Signal(list)
 
-    def __init__(self, doc, parent=None):
+    def __init__(self, doc, parent=None, models_dirs=lambda: []):
         super().__init__(parent)
-        self.doc = doc
+        self.doc, self.models_dirs = doc, models_dirs
         self.viewer = LoomViewer()
         self.viewer.node_id_of = self._engine_id_of_item
         self.graph = LoomGraph(self, viewer=self.viewer)
@@ -502,6 +503,11 @@ class GraphView(QObject):
         for nid, pos in layered(self.doc.workflow, sizes, missing, placed).items():
             self.doc.place(nid, pos)
             self.nodes[nid].set_property("pos", [pos[0], pos[1]], push_undo=False)
+
+    def auto_layout(self):
+        """Lay every node out left to right (one undo step)."""
+        sizes = {nid: (n.view.width, n.view.height) for nid, n in self.nodes.items()}
+        self.doc.move(layered(self.doc.workflow, sizes, list(self.doc.workflow.nodes)))
 
     def port_item(self, nid, name, output=False):
         """The view's port item (for tests and gestures)."""

@@ -130,6 +130,16 @@ class ImagePanel(QWidget):
         self.thumbs.setCurrentItem(item)  # shows it
         return True
 
+    def show_path(self, path):
+        """Show an image of the strip (adding it when it is not there)."""
+        path = str(path)
+        for i in range(self.thumbs.count()):
+            if self.thumbs.item(i).data(PATH_ROLE) == path:
+                self.thumbs.setCurrentRow(i)
+                self._thumb_chosen(self.thumbs.item(i))
+                return True
+        return self.add_output(path)
+
     def outputs(self):
         return [self.thumbs.item(i).data(PATH_ROLE) for i in range(self.thumbs.count())]
 

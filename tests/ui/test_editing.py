@@ -241,20 +241,20 @@ def test_moving_a_node_on_the_canvas_is_one_undo_step(window):
 def test_copy_paste_duplicate_select_all_delete(window):
     d = window.doc
     window.view.select(["ckpt", "positive", "sampler"])
-    fragment = window.copy()
+    fragment = window.clipboard.copy()
     assert set(fragment["nodes"]) == {"ckpt", "positive", "sampler"}
     assert fragment["nodes"]["sampler"]["inputs"] == {"model": ["ckpt", "model"],
                                                        "positive": ["positive", "conditioning"]}
-    new = window.paste()
+    new = window.clipboard.paste()
     assert len(new) == 3 and not set(new) & {"ckpt", "positive", "sampler"}
     by_type = {d.workflow.nodes[n].type: n for n in new}
     assert d.workflow.nodes[by_type["TextEncode"]].inputs == {"clip": (by_type["LoadCheckpoint"], "clip")}
     assert d.pos(by_type["Sampler"]) == (d.pos("sampler")[0] + 40, d.pos("sampler")[1] + 40)
     assert window.view.selected_ids() and set(window.view.selected_ids()) == set(new)
-    again = window.paste()
+    again = window.clipboard.paste()
     assert not set(again) & set(new)
     window.view.select(["noise"])
-    (dup,) = window.duplicate()
+    (dup,) = window.clipboard.duplicate()
     assert d.workflow.nodes[dup].params == d.workflow.nodes["noise"].params and dup != "noise"
     assert_view_matches(window)
     window.actions["select_all"].trigger()
