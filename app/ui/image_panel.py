@@ -3,11 +3,13 @@ from app.ui import qtcompat  # noqa: F401  (first: binding work-arounds)
 import shutil
 from pathlib import Path
 
-from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtCore import QSignalBlocker, QSize, Qt, Signal
 from PySide6.QtGui import QIcon, QImage, QPixmap
 from PySide6.QtWidgets import (QApplication, QFileDialog, QGraphicsPixmapItem, QGraphicsScene, QGraphicsView,
-                               QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QToolButton, QVBoxLayout,
+                               QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QStackedWidget, QToolButton, QVBoxLayout,
                                QWidget)
+
+from app.ui.sheet_view import SheetView
 
 PATH_ROLE = Qt.UserRole
 
@@ -71,12 +73,19 @@ class ImageView(QGraphicsView):
 
 class ImagePanel(QWidget):
     message = Signal(str)
+    use_values = Signal(dict)   # {"node.param": value} of the sweep cell shown
 
     def __init__(self, parent=None):
         super().__init__(parent)
         self.current_image = None  # QImage shown now
         self.current_path = None   # its file, None for a preview
+        self.cell = None           # the sweep cell shown, if any
         self.view = ImageView()
+        self.sheet = SheetView()
+        self.sheet.cell_clicked.connect(self.show_cell)
+        self.stack = QStackedWidget()
+        self.stack.addWidget(self.view)
+        self.stack.addWidget(self.sheet)
         self.caption = QLabel("No images yet: run the workflow (Ctrl+Enter).")
         self.caption.setStyleSheet("color: gray;")
         self.thumbs = QListWidget()
@@ -99,14 +108,50 @@ class ImagePanel(QWidget):
             b.clicked.connect(slot)
             bar.addWidget(b)
         bar.addStretch(1)
+        self.sheet_button = QToolButton()
+        self.sheet_button.setText("Sheet")
+        self.sheet_button.setToolTip("The sweep's contact sheet")
+        self.sheet_button.setCheckable(True)
+        self.sheet_button.setEnabled(False)
+        self.sheet_button.toggled.connect(lambda on: self.show_sheet() if on else self.show_image_page())
+        self.use_button = QToolButton()
+        self.use_button.setText("Use these values")
+        self.use_button.setToolTip("Set this cell's sweep values on the graph")
+        self.use_button.setVisible(False)
+        self.use_button.clicked.connect(lambda: self.cell and self.use_values.emit(dict(self.cell["values"])))
+        bar.addWidget(self.use_button)
+        bar.addWidget(self.sheet_button)
         col = QVBoxLayout(self)
         col.setContentsMargins(2, 2, 2, 2)
         col.addLayout(bar)
-        col.addWidget(self.view, 1)
+        col.addWidget(self.stack, 1)
         col.addWidget(self.caption)
         col.addWidget(self.thumbs)
 
+    def show_sheet(self):
+        self.sheet_button.setEnabled(True)
+        with QSignalBlocker(self.sheet_button):
+            self.sheet_button.setChecked(True)
+        self.stack.setCurrentWidget(self.sheet)
+        self.caption.setText("Contact sheet: click a cell to see its image")
+
+    def show_image_page(self):
+        with QSignalBlocker(self.sheet_button):
+            self.sheet_button.setChecked(False)
+        self.stack.setCurrentWidget(self.view)
+
+    def show_cell(self, cell):
+        """A clicked sweep cell: its image, and "Use these values"."""
+        pngs = [f for f in cell["files"] if str(f).lower().endswith(".png")]
+        if pngs:
+            self.show_path(pngs[0])
+        self.cell = cell
+        self.use_button.setVisible(True)
+        values = ", ".join(f"{k} = {v!r}" for k, v in cell["values"].items())
+        self.caption.setText(f"Cell {values}" + ("" if pngs else f" ({cell['status']})"))
+
     def show_preview(self, pil_image, caption="preview"):
+        self.show_image_page()
         self.current_image, self.current_path = pil_to_qimage(pil_image), None
         self.view.set_image(self.current_image)
         self.caption.setText(caption)
@@ -147,6 +192,9 @@ class ImagePanel(QWidget):
         if item is None:
             return
         path = item.data(PATH_ROLE)
+        self.show_image_page()
+        self.cell = None
+        self.use_button.setVisible(False)
         self.current_image, self.current_path = QImage(path), path
         self.view.set_image(self.current_image)
         self.caption.setText(f"{Path(path).name}  ({self.current_image.width()}×{self.current_image.height()})")

@@ -267,6 +267,7 @@ def make_editor(param, models_dirs):
 
 class PropertiesPanel(QScrollArea):
     """Shows one node: its type, id, help, and a widget with help text for each param."""
+    sweep_requested = Signal(str, str)  # node id, param name: "Sweep this…"
 
     def __init__(self, doc, models_dirs=lambda: [], parent=None):
         super().__init__(parent)
@@ -303,12 +304,21 @@ class PropertiesPanel(QScrollArea):
         col.addWidget(about)
         for p in spec.params:
             label = QLabel(f"<b>{p.name}</b> <span style='color:gray'>({p.kind})</span>")
+            sweep = QToolButton()
+            sweep.setText("Sweep this…")
+            sweep.setObjectName(f"sweep:{p.name}")
+            sweep.setToolTip(f"Add {nid}.{p.name} as an axis of the sweep (a grid of runs)")
+            sweep.setAutoRaise(True)
+            sweep.clicked.connect(lambda checked=False, name=p.name: self.sweep_requested.emit(self.node_id, name))
+            head = QHBoxLayout()
+            head.addWidget(label, 1)
+            head.addWidget(sweep)
             editor = make_editor(p, self.models_dirs)
             editor.setObjectName(f"param:{p.name}")
             editor.set_value(node.params.get(p.name, p.default))
             editor.edited.connect(lambda value, merge, name=p.name: self._edited(name, value, merge))
             col.addSpacing(6)
-            col.addWidget(label)
+            col.addLayout(head)
             col.addWidget(editor)
             if p.help:
                 help_ = QLabel(p.help)

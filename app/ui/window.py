@@ -22,6 +22,7 @@ from app.ui.runner import Runner
 from app.ui.runs import QueuePanel, Runs
 from app.ui.seeds import Seeds
 from app.ui.settings import SettingsDialog
+from app.ui.sweep_panel import SweepPanel
 from app.ui.theme import apply_theme
 
 FIRST_SIZE = (1500, 900)   # at most; less on a smaller screen
@@ -58,6 +59,8 @@ class MainWindow(QMainWindow):
         self.runs = Runs(self)
         self.queue = QueuePanel(self.runs)
         self.history = HistoryPanel(settings.output_dir)
+        self.sweep = SweepPanel(self.doc)
+        self.sweep_sheet = self.images.sheet
         self.last_result = None
         self.run_status = None
         self._waiting_warnings = []
@@ -91,6 +94,9 @@ class MainWindow(QMainWindow):
         self.history_dock = self._dock("History", self.history, Qt.LeftDockWidgetArea, "history")
         self.props_dock = self._dock("Properties", self.properties, Qt.RightDockWidgetArea, "properties")
         self.images_dock = self._dock("Images", self.images, Qt.RightDockWidgetArea, "images")
+        self.sweep_dock = self._dock("Sweep", self.sweep, Qt.RightDockWidgetArea, "sweep")
+        self.tabifyDockWidget(self.props_dock, self.sweep_dock)
+        self.props_dock.raise_()
         self.log_dock = self._dock("Log", self.log_view, Qt.BottomDockWidgetArea, "log")
         self.queue_dock = self._dock("Queue", self.queue, Qt.BottomDockWidgetArea, "queue")
         self.tabifyDockWidget(self.log_dock, self.queue_dock)
@@ -132,6 +138,9 @@ class MainWindow(QMainWindow):
         self.palette.chosen.connect(self.add_node_at)
         self.node_list.chosen.connect(lambda t: self.add_node_at(t, None))
         self.images.message.connect(self.status)
+        self.properties.sweep_requested.connect(self.sweep_param)
+        self.sweep.message.connect(self.status)
+        self.images.use_values.connect(self.use_values)
         self.history.chosen.connect(self.show_history_entry)
         self.history.restore_requested.connect(self.restore_history_entry)
 
@@ -232,6 +241,28 @@ class MainWindow(QMainWindow):
             return self.view.groups.add(ids)
         self.status("Select the nodes to group first")
         return None
+
+    # --- sweeps ------------------------------------------------------------------------
+
+    def sweep_param(self, nid, name):
+        if self.sweep.add_axis(nid, name):
+            self.sweep_dock.show()
+            self.sweep_dock.raise_()
+
+    def show_sheet(self):
+        self.images.show_sheet()
+        self.images_dock.raise_()
+
+    def use_values(self, values):
+        """Set a sweep cell's values on the graph (one undo step)."""
+        from app.session.overrides import split_target
+        self.doc.undo_stack.beginMacro("Use sweep cell values")
+        for target, value in values.items():
+            nid, name = split_target(target)
+            if nid in self.doc.workflow.nodes:
+                self.doc.set_param(nid, name, value)
+        self.doc.undo_stack.endMacro()
+        self.status("Set " + ", ".join(f"{k} = {v!r}" for k, v in values.items()))
 
     # --- settings, close ----------------------------------------------------------
 
