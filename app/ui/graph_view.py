@@ -20,6 +20,7 @@ from PySide6.QtWidgets import QGraphicsProxyWidget, QGraphicsSimpleTextItem, QGr
 from app.ui.colors import category_color, port_color
 from app.ui.document import LinkRefused, snake
 from app.ui import seeds
+from app.ui.groups import Groups
 from app.ui.layout import layered
 from app.ui.node_widgets import NodeForm
 
@@ -281,6 +282,7 @@ class GraphView(QObject):
             self.graph.register_node(cls)
             self.classes[spec.type] = cls
         self.nodes = {}  # engine id -> view node
+        self.groups = Groups(self)
         doc.reset.connect(self.rebuild)
         doc.node_added.connect(self._on_node_added)
         doc.node_removed.connect(self._on_node_removed)

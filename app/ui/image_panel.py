@@ -6,12 +6,14 @@ from pathlib import Path
 from PySide6.QtCore import QSignalBlocker, QSize, Qt, Signal
 from PySide6.QtGui import QIcon, QImage, QPixmap
 from PySide6.QtWidgets import (QApplication, QFileDialog, QGraphicsPixmapItem, QGraphicsScene, QGraphicsView,
-                               QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QStackedWidget, QToolButton, QVBoxLayout,
+                               QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QMenu, QStackedWidget, QToolButton, QVBoxLayout,
                                QWidget)
 
+from app.ui.compare_view import CompareView
 from app.ui.sheet_view import SheetView
 
 PATH_ROLE = Qt.UserRole
+MAX_THUMBS = 200
 
 
 def pil_to_qimage(im):
@@ -86,6 +88,9 @@ class ImagePanel(QWidget):
         self.stack = QStackedWidget()
         self.stack.addWidget(self.view)
         self.stack.addWidget(self.sheet)
+        self.compare_view = CompareView()
+        self.stack.addWidget(self.compare_view)
+        self.previous_path = None   # the image shown before the current one (compared with it)
         self.caption = QLabel("No images yet: run the workflow (Ctrl+Enter).")
         self.caption.setStyleSheet("color: gray;")
         self.thumbs = QListWidget()
@@ -119,6 +124,16 @@ class ImagePanel(QWidget):
         self.use_button.setToolTip("Set this cell's sweep values on the graph")
         self.use_button.setVisible(False)
         self.use_button.clicked.connect(lambda: self.cell and self.use_values.emit(dict(self.cell["values"])))
+        self.compare_button = QToolButton()
+        self.compare_button.setText("Compare")
+        self.compare_button.setToolTip("Compare this image with the one shown before it")
+        self.compare_button.setPopupMode(QToolButton.MenuButtonPopup)
+        menu = QMenu(self.compare_button)
+        menu.addAction("Side by side", lambda: self.compare(mode="side"))
+        menu.addAction("Slider", lambda: self.compare(mode="slider"))
+        self.compare_button.setMenu(menu)
+        self.compare_button.clicked.connect(lambda: self.compare())
+        bar.addWidget(self.compare_button)
         bar.addWidget(self.use_button)
         bar.addWidget(self.sheet_button)
         col = QVBoxLayout(self)
@@ -140,6 +155,19 @@ class ImagePanel(QWidget):
             self.sheet_button.setChecked(False)
         self.stack.setCurrentWidget(self.view)
 
+    def compare(self, a=None, b=None, mode=None):
+        """Compare two image files (default: the one shown before and the current one)."""
+        a = a or self.previous_path
+        b = b or self.current_path
+        if not a or not b:
+            self.message.emit("Show two images one after the other to compare them")
+            return False
+        self.compare_view.set_images(QImage(str(a)), QImage(str(b)))
+        self.compare_view.set_mode(mode or self.compare_view.mode)
+        self.stack.setCurrentWidget(self.compare_view)
+        self.caption.setText(f"{Path(a).name}  |  {Path(b).name}")
+        return True
+
     def show_cell(self, cell):
         """A clicked sweep cell: its image, and "Use these values"."""
         pngs = [f for f in cell["files"] if str(f).lower().endswith(".png")]
@@ -156,8 +184,8 @@ class ImagePanel(QWidget):
         self.view.set_image(self.current_image)
         self.caption.setText(caption)
 
-    def add_output(self, path):
-        """Show an output PNG and add it to the strip; ignores a path already there."""
+    def add_output(self, path, follow=True):
+        """Add an output PNG to the strip and show it (follow); ignores a path already there."""
         path = str(path)
         for i in range(self.thumbs.count()):
             if self.thumbs.item(i).data(PATH_ROLE) == path:
@@ -169,10 +197,12 @@ class ImagePanel(QWidget):
             56, 56, Qt.KeepAspectRatio, Qt.SmoothTransformation))), "")
         item.setData(PATH_ROLE, path)
         item.setToolTip(path)
-        self.thumbs.insertItem(0, item)
-        while self.thumbs.count() > 200:
-            self.thumbs.takeItem(self.thumbs.count() - 1)
-        self.thumbs.setCurrentItem(item)  # shows it
+        self.thumbs.addItem(item)  # oldest on the left, newest on the right
+        while self.thumbs.count() > MAX_THUMBS:
+            self.thumbs.takeItem(0)
+        if follow:
+            self.thumbs.setCurrentItem(item)  # shows it, highlighted
+            self.thumbs.scrollToItem(item)
         return True
 
     def show_path(self, path):
@@ -192,6 +222,8 @@ class ImagePanel(QWidget):
         if item is None:
             return
         path = item.data(PATH_ROLE)
+        if self.current_path and self.current_path != path:
+            self.previous_path = self.current_path
         self.show_image_page()
         self.cell = None
         self.use_button.setVisible(False)

@@ -8,6 +8,7 @@ tangents), so a node clear of that band is clear of the wire."""
 GAP_X, GAP_Y = 90.0, 50.0
 MARGIN = 14.0
 ROUNDS = 60
+CEILING_ROUNDS = 12
 
 
 def depths(wf, ids):
@@ -28,6 +29,21 @@ def depths(wf, ids):
     return {nid: depth(nid) for nid in ids}
 
 
+def columns_of(wf, ids):
+    """Columns: link depth, then each node moved right to just before its first consumer (so
+    fewer wires cross columns)."""
+    col = depths(wf, ids)
+    consumers = {nid: [] for nid in ids}
+    for dst in ids:
+        for src, _ in wf.nodes[dst].inputs.values():
+            if src in consumers:
+                consumers[src].append(dst)
+    for nid in sorted(ids, key=lambda n: -col[n]):
+        if consumers[nid]:
+            col[nid] = max(col[nid], min(col[c] for c in consumers[nid]) - 1)
+    return col
+
+
 def _default_port_y(nid, port, output):
     return 36.0
 
@@ -43,21 +59,47 @@ def layered(wf, sizes, missing, placed=None, port_y=None):
     if placed:
         x0 = min(p[0] for p in placed.values())
         y0 = max(p[1] + sizes.get(nid, (0, 0))[1] for nid, p in placed.items()) + GAP_Y * 2
-    levels = depths(wf, missing)
+    port_y = port_y or _default_port_y
+    levels = columns_of(wf, missing)
     columns = {}
     for nid in missing:
         columns.setdefault(levels[nid], []).append(nid)
-    out, x = {}, x0
-    for level in sorted(columns):
-        col = sorted(columns[level], key=lambda n: _barycenter(wf, n, out, columns[level].index(n)))
-        y, width = y0, 0.0
+    order, xs, x = {}, {}, x0
+    for level in sorted(columns):  # column order and x
+        xs[level] = x
+        order[level] = sorted(columns[level], key=lambda n: _barycenter(wf, n, {m: (0, order_y(order, m))
+                                                                                 for m in missing}, 0))
+        x += max(sizes.get(n, (160.0, 60.0))[0] for n in columns[level]) + GAP_X
+    ceilings = {level: y0 for level in columns}
+    for _ in range(CEILING_ROUNDS):  # long wires pass above the columns they cross
+        out = _stack(order, xs, ceilings, sizes)
+        raised = dict(ceilings)
+        for src, dst, x1, y1, x2, y2 in wires(wf, out, sizes, port_y):
+            for level in range(levels.get(src, 0) + 1, levels.get(dst, 0)):
+                if level in raised:
+                    raised[level] = max(raised[level], max(y1, y2) + MARGIN + 1.0)
+        if raised == ceilings:
+            return out
+        ceilings = raised
+    # wires that cross each other's columns: stack plainly, then move nodes off the wires
+    return untangle(wf, _stack(order, xs, {level: y0 for level in columns}, sizes), sizes, port_y)
+
+
+def order_y(order, nid):
+    for col in order.values():
+        if nid in col:
+            return col.index(nid)
+    return 0
+
+
+def _stack(order, xs, ceilings, sizes):
+    out = {}
+    for level, col in order.items():
+        y = ceilings[level]
         for nid in col:
-            w, h = sizes.get(nid, (160.0, 60.0))
-            out[nid] = (x, y)
-            y += h + GAP_Y
-            width = max(width, w)
-        x += width + GAP_X
-    return untangle(wf, out, sizes, port_y or _default_port_y)
+            out[nid] = (xs[level], y)
+            y += sizes.get(nid, (160.0, 60.0))[1] + GAP_Y
+    return out
 
 
 def _barycenter(wf, nid, placed, fallback):
@@ -92,19 +134,47 @@ def blocked(wf, pos, sizes, port_y, margin=MARGIN):
     return hits
 
 
+def overlaps(pos, sizes, gap=GAP_Y / 2):
+    """Pairs of nodes that overlap (with a gap)."""
+    items = list(pos.items())
+    out = []
+    for i, (a, (ax, ay)) in enumerate(items):
+        aw, ah = sizes.get(a, (160.0, 60.0))
+        for b, (bx, by) in items[i + 1:]:
+            bw, bh = sizes.get(b, (160.0, 60.0))
+            if ax < bx + bw and bx < ax + aw and ay < by + bh + gap and by < ay + ah + gap:
+                out.append((a, b))
+    return out
+
+
+def _cost(wf, pos, sizes, port_y):
+    return len(blocked(wf, pos, sizes, port_y)) + len(overlaps(pos, sizes))
+
+
 def untangle(wf, pos, sizes, port_y, margin=MARGIN):
-    """Push nodes that sit under a wire (and what is below them in their column) down."""
+    """Move nodes that sit under a wire above or below it, whichever leaves fewer wires over
+    nodes and fewer overlaps (a small local search; the best layout seen wins)."""
     pos = dict(pos)
+    best, best_cost = dict(pos), _cost(wf, pos, sizes, port_y)
     for _ in range(ROUNDS):
         hits = blocked(wf, pos, sizes, port_y, margin)
-        if not hits:
-            break
-        nid, src, dst = hits[0]
-        wire = next(w for w in wires(wf, pos, sizes, port_y) if w[0] == src and w[1] == dst)
-        hi = max(wire[3], wire[5]) + margin
-        nx, ny = pos[nid]
-        shift = hi - ny + 1.0
-        for other, (ox, oy) in list(pos.items()):
-            if abs(ox - nx) < 1.0 and oy >= ny:
-                pos[other] = (ox, oy + shift)
-    return pos
+        if not hits and not overlaps(pos, sizes):
+            return pos
+        if hits:
+            nid, src, dst = hits[0]
+            wire = next(w for w in wires(wf, pos, sizes, port_y) if w[0] == src and w[1] == dst)
+            lo, hi = min(wire[3], wire[5]) - margin, max(wire[3], wire[5]) + margin
+        else:
+            nid, other = overlaps(pos, sizes)[0]
+            lo, hi = pos[other][1], pos[other][1] + sizes.get(other, (160.0, 60.0))[1] + GAP_Y
+        x, y = pos[nid]
+        h = sizes.get(nid, (160.0, 60.0))[1]
+        options = []
+        for new_y in (hi + 1.0, lo - h - 1.0):
+            trial = dict(pos)
+            trial[nid] = (x, new_y)
+            options.append((_cost(wf, trial, sizes, port_y), abs(new_y - y), trial))
+        cost, _, pos = min(options, key=lambda o: (o[0], o[1]))
+        if cost < best_cost:
+            best, best_cost = dict(pos), cost
+    return best

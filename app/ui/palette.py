@@ -75,6 +75,12 @@ class NodePalette(QFrame):
         if global_pos is not None:
             self.move(self.placed(global_pos))
         self.show()
+        if global_pos is not None:  # the frame may add a few pixels: keep all of it on the screen
+            screen = self.screen()
+            avail, frame = screen.availableGeometry(), self.frameGeometry()
+            dx, dy = max(0, frame.right() - avail.right()), max(0, frame.bottom() - avail.bottom())
+            if dx or dy:
+                self.move(self.x() - dx, self.y() - dy)
         self.search.setFocus()
 
     def placed(self, pos):

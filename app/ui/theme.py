@@ -51,8 +51,10 @@ def apply_theme(theme="dark", app=None):
     """Fusion + the theme's palette + stylesheet on the whole application."""
     app = app or QApplication.instance()
     theme = theme if theme in THEMES else "dark"
-    if app.style().objectName().lower() != "fusion":
-        app.setStyle(QStyleFactory.create("Fusion"))
+    if app.property("latentloom_style") != "fusion":
+        style = QStyleFactory.create("Fusion")
+        app.setStyle(style)
+        app.setProperty("latentloom_style", style.name().lower())
     app.setPalette(palette(theme))
     app.setStyleSheet(STYLESHEET[theme])
     app.setProperty("latentloom_theme", theme)

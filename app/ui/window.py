@@ -353,8 +353,8 @@ class MainWindow(QMainWindow):
 
     def show_history_entry(self, entry):
         shown = [p for p in entry.get("outputs") or [] if Path(p).is_file()]
-        for path in reversed(shown):
-            self.images.add_output(path)
+        for path in shown:
+            self.images.add_output(path, follow=False)
         if shown:
             self.images.show_path(shown[0])
         else:
