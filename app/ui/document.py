@@ -17,6 +17,7 @@ from PySide6.QtGui import QUndoCommand, QUndoStack
 from app.core import types
 from app.core.validate import check
 from app.core.workflow import Node, Problem, Workflow, WorkflowError
+from app.engine.outputs import write_file
 
 CLIPBOARD_FORMAT = "latentloom.clipboard"
 _MISSING = object()
@@ -27,7 +28,13 @@ class LinkRefused(ValueError):
     """A connection the document will not make; the message says why."""
 
 
+WORDS = {"LoRA": "Lora", "ControlNet": "Controlnet"}  # mixed-case words that are one word
+
+
 def snake(name):
+    """A node id from a type's words: LoadLoRA -> load_lora, VAEDecode -> vae_decode."""
+    for word, plain in WORDS.items():
+        name = name.replace(word, plain)
     return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name).lower()
 
 
@@ -62,6 +69,9 @@ class Document(QObject):
     input_changed = Signal(str, str)   # node id, input port
     param_changed = Signal(str, str)   # node id, param name
     node_moved = Signal(str)
+    node_ui_changed = Signal(str, str)  # node id, key of its ui data
+    sweep_changed = Signal()
+    groups_changed = Signal()
     reset = Signal()                   # the whole workflow was replaced
     changed = Signal()                 # after any edit
     path_changed = Signal()
@@ -107,8 +117,8 @@ class Document(QObject):
         return self.workflow.to_json()
 
     def save(self, path):
-        from app.engine.outputs import write_file
-        path, text = Path(path), self.workflow.dumps()
+        path = Path(path)
+        text = self.workflow.dumps()
         write_file(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
         self.path = self.origin = str(path)
         self.undo_stack.setClean()
@@ -194,6 +204,25 @@ class Document(QObject):
             ui["pos"] = [round(float(pos[0]), 1), round(float(pos[1]), 1)]
         self.node_moved.emit(nid)
 
+    def _set_node_ui(self, nid, key, value):
+        ui = self.workflow.nodes[nid].ui
+        if value is None:
+            ui.pop(key, None)
+        else:
+            ui[key] = copy.deepcopy(value)
+        self.node_ui_changed.emit(nid, key)
+
+    def _set_sweep(self, block):
+        self.workflow.sweep = copy.deepcopy(block)
+        self.sweep_changed.emit()
+
+    def _set_groups(self, groups):
+        if groups:
+            self.workflow.ui["groups"] = copy.deepcopy(groups)
+        else:
+            self.workflow.ui.pop("groups", None)
+        self.groups_changed.emit()
+
     def place(self, nid, pos):
         """Give a node without a position one, outside the undo history (automatic layout)."""
         self.workflow.nodes[nid].ui["pos"] = [round(float(pos[0]), 1), round(float(pos[1]), 1)]
@@ -261,6 +290,34 @@ class Document(QObject):
         key = (nid, name) if merge else None
         self._push(f"Set {nid}.{name}", [(self._set_param, nid, name, value)],
                    [(self._set_param, nid, name, old)], key)
+
+    def set_node_ui(self, nid, key, value):
+        """Set (None: remove) one entry of a node's UI data, such as its seed mode."""
+        old = self.workflow.nodes[nid].ui.get(key)
+        if old == value:
+            return
+        self._push(f"Set {nid} {key}", [(self._set_node_ui, nid, key, value)],
+                   [(self._set_node_ui, nid, key, old)])
+
+    def set_sweep(self, block, text="Edit sweep", merge_key=None):
+        """Replace the workflow's "sweep" block (None removes it)."""
+        old = copy.deepcopy(self.workflow.sweep)
+        if old == block:
+            return
+        self._push(text, [(self._set_sweep, copy.deepcopy(block))], [(self._set_sweep, old)], merge_key)
+
+    def groups(self):
+        groups = self.workflow.ui.get("groups")
+        return copy.deepcopy(groups) if isinstance(groups, list) else []
+
+    def set_groups(self, groups, text="Edit groups", positions=None):
+        """Replace the groups (titled frames); positions: node moves done in the same step."""
+        old_groups = self.groups()
+        redo, undo = [(self._set_groups, copy.deepcopy(groups))], [(self._set_groups, old_groups)]
+        for nid, pos in (positions or {}).items():
+            redo.append((self._set_pos, nid, pos))
+            undo.append((self._set_pos, nid, self.pos(nid)))
+        self._push(text, redo, undo)
 
     def move(self, positions, previous=None):
         """positions: {node id: (x, y)}; previous: the positions to restore on undo (default: current)."""

@@ -15,11 +15,14 @@ from NodeGraphQt.qgraphics.node_base import NodeItem
 from NodeGraphQt.widgets.viewer import NodeViewer
 from PySide6.QtCore import QEvent, QObject, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QPainterPath, QPen
-from PySide6.QtWidgets import QGraphicsSimpleTextItem, QGraphicsTextItem
+from PySide6.QtWidgets import QGraphicsProxyWidget, QGraphicsSimpleTextItem, QGraphicsTextItem
 
-from app.core.types import COLORS
+from app.ui.colors import category_color, port_color
 from app.ui.document import LinkRefused, snake
+from app.ui import seeds
+from app.ui.groups import Groups
 from app.ui.layout import layered
+from app.ui.node_widgets import NodeForm
 
 MIME_NODE_TYPE = "application/x-latentloom-node-type"
 IN, OUT = PortTypeEnum.IN.value, PortTypeEnum.OUT.value
@@ -33,13 +36,10 @@ STATES = {
     "failed": (240, 70, 70),
     "invalid": (240, 70, 70),
     "cancelled": (200, 170, 80),
+    "missing": (240, 150, 60),
 }
-CATEGORY_COLORS = {
-    "loaders": (46, 34, 60), "conditioning": (58, 44, 26), "latent": (56, 30, 48),
-    "sampling": (26, 46, 52), "image": (26, 38, 58), "masks": (28, 50, 32),
-}
-DEFAULT_COLOR = (38, 40, 46)
 SUMMARY_CHARS = 34
+TITLE_PX, LABEL_PX, STATUS_PX = 13, 12, 12   # text sizes in pixels at 100 % zoom
 
 
 def _short(value, kind):
@@ -59,40 +59,50 @@ def summary(spec, params):
     return "\n".join(f"{p.name}: {_short(params.get(p.name, p.default), p.kind)}" for p in spec.params)
 
 
+def _font(px, bold=False):
+    font = QFont()
+    font.setPixelSize(px)
+    font.setBold(bold)
+    return font
+
+
 class LoomNodeItem(NodeItem):
-    """A node item with a params summary, a run-state label above and a message below."""
+    """A node item with its params' form, a run-state label above and a message below."""
 
     def __init__(self, name="node", parent=None):
         super().__init__(name, parent)
         self.state = None
-        self._summary = QGraphicsTextItem(self)
-        font = QFont()
-        font.setPointSizeF(8.5)
-        self._summary.setFont(font)
-        self._summary.setDefaultTextColor(QColor(190, 195, 205))
+        self._summary = ""
+        self.form = None
+        self._proxy = QGraphicsProxyWidget(self)
         self._status = QGraphicsSimpleTextItem(self)
-        bold = QFont()
-        bold.setPointSizeF(9)
-        bold.setBold(True)
-        self._status.setFont(bold)
+        self._status.setFont(_font(STATUS_PX, bold=True))
         self._message = QGraphicsTextItem(self)
-        self._message.setFont(font)
+        self._message.setFont(_font(LABEL_PX))
         self._message.setDefaultTextColor(QColor(255, 120, 120))
-        self._message.setTextWidth(260)
-        title = QFont()
-        title.setPointSizeF(9.5)
-        title.setBold(True)
-        self.text_item.setFont(title)
+        self._message.setTextWidth(280)
+        self.text_item.setFont(_font(TITLE_PX, bold=True))
+
+    def set_form(self, form):
+        self.form = form
+        self._proxy.setWidget(form)
+        if self.scene() is not None:
+            self.draw_node()
+
+    def _add_port(self, port):
+        port = super()._add_port(port)
+        text = self._input_items.get(port) or self._output_items.get(port)
+        if text is not None:
+            text.setFont(_font(LABEL_PX))
+            text.setDefaultTextColor(QColor(205, 208, 216))
+        return port
 
     # texts
     def set_summary(self, text):
-        if text != self._summary.toPlainText():
-            self._summary.setPlainText(text)
-            if self.scene() is not None:
-                self.draw_node()
+        self._summary = text
 
     def summary_text(self):
-        return self._summary.toPlainText()
+        return self._summary
 
     def set_state(self, state, label="", message=""):
         self.state = state
@@ -110,13 +120,24 @@ class LoomNodeItem(NodeItem):
     def message_text(self):
         return self._message.toPlainText() if self._message.isVisible() else ""
 
+    def text_items(self):
+        """Every text item on the node (for the readability test)."""
+        return [self.text_item, self._status, self._message, *self._input_items.values(),
+                *self._output_items.values()]
+
     # layout
+    def _form_size(self):
+        if self.form is None:
+            return 0.0, 0.0
+        hint = self.form.sizeHint()
+        return float(self.form.width()), float(hint.height())
+
     def _calc_size_horizontal(self):
         width, height = super()._calc_size_horizontal()
-        if self._summary.toPlainText():
-            rect = self._summary.boundingRect()
-            width = max(width, rect.width() + 16)
-            height += rect.height() + 2
+        fw, fh = self._form_size()
+        if fh:
+            width = max(width, fw + 8)
+            height += fh + 2
         return width, height
 
     def _draw_node_horizontal(self):
@@ -124,9 +145,10 @@ class LoomNodeItem(NodeItem):
         self._place_labels()
 
     def _place_labels(self):
-        rect = self._summary.boundingRect()
-        self._summary.setPos(6, self._height - rect.height() - 3)
-        self._summary.setVisible(bool(self._summary.toPlainText()))
+        fw, fh = self._form_size()
+        if self.form is not None:
+            self.form.resize(int(fw), int(fh))
+            self._proxy.setPos((self._width - fw) / 2, self._height - fh - 3)
         self._status.setPos(2, -self._status.boundingRect().height() - 2)
         self._message.setPos(0, self._height + 2)
 
@@ -153,14 +175,14 @@ class LoomNode(BaseNode):
         super().__init__(LoomNodeItem)
         self.engine_id = None
         spec = self.SPEC
-        color = CATEGORY_COLORS.get(spec.category, DEFAULT_COLOR)
+        color = category_color(spec.category)
         self.model.color = (*color, 255)
         self.view.color = (*color, 255)
         for p in spec.inputs:
-            port = self.add_input(p.name, multi_input=False, color=COLORS.get(p.type))
+            port = self.add_input(p.name, multi_input=False, color=port_color(p.type))
             port.view.setToolTip(f"{p.name}: {p.type}{' (optional)' if p.optional else ''}\n{p.help}".strip())
         for p in spec.outputs:
-            port = self.add_output(p.name, multi_output=True, color=COLORS.get(p.type))
+            port = self.add_output(p.name, multi_output=True, color=port_color(p.type))
             port.view.setToolTip(f"{p.name}: {p.type}\n{p.help}".strip())
         self.view.setToolTip(f"{spec.type} [{spec.category}]\n{spec.help}")
 
@@ -244,9 +266,9 @@ class GraphView(QObject):
     node_menu_requested = Signal(str, object)   # engine node id, global pos
     files_dropped = Signal(list)
 
-    def __init__(self, doc, parent=None):
+    def __init__(self, doc, parent=None, models_dirs=lambda: []):
         super().__init__(parent)
-        self.doc = doc
+        self.doc, self.models_dirs = doc, models_dirs
         self.viewer = LoomViewer()
         self.viewer.node_id_of = self._engine_id_of_item
         self.graph = LoomGraph(self, viewer=self.viewer)
@@ -260,12 +282,14 @@ class GraphView(QObject):
             self.graph.register_node(cls)
             self.classes[spec.type] = cls
         self.nodes = {}  # engine id -> view node
+        self.groups = Groups(self)
         doc.reset.connect(self.rebuild)
         doc.node_added.connect(self._on_node_added)
         doc.node_removed.connect(self._on_node_removed)
         doc.input_changed.connect(self._sync_input)
         doc.param_changed.connect(self._on_param_changed)
         doc.node_moved.connect(self._on_node_moved)
+        doc.node_ui_changed.connect(self._on_ui_changed)
         self.graph.node_selection_changed.connect(lambda *_: self.selection_changed.emit(self.selected_ids()))
         self.graph.node_selected.connect(lambda *_: self.selection_changed.emit(self.selected_ids()))
         self.viewer.menu_requested.connect(self._on_menu_requested)
@@ -297,6 +321,11 @@ class GraphView(QObject):
         node.engine_id = nid
         node.NODE_NAME = self._title(nid, wn.type)
         node.view.set_summary(summary(node.SPEC, wn.params))
+        form = NodeForm(node.SPEC, wn.params, self.models_dirs, wn.ui)
+        form.edited.connect(lambda name, value, merge, nid=nid: self._form_edited(nid, name, value, merge))
+        form.seed_mode_edited.connect(lambda how, nid=nid: self.doc.set_node_ui(
+            nid, seeds.UI_KEY, None if how == "fixed" else how))
+        node.view.set_form(form)
         pos = self.doc.pos(nid)
         self.graph.add_node(node, pos=list(pos) if pos else [0.0, 0.0], selected=False, push_undo=False)
         self.nodes[nid] = node
@@ -324,10 +353,27 @@ class GraphView(QObject):
         if node is not None:
             self._delete_view_node(node)
 
+    def _form_edited(self, nid, name, value, merge):
+        if nid in self.doc.workflow.nodes:
+            self.doc.set_param(nid, name, value, merge=merge)
+
     def _on_param_changed(self, nid, name):
         node = self.nodes.get(nid)
         if node is not None:
-            node.view.set_summary(summary(node.SPEC, self.doc.workflow.nodes[nid].params))
+            params = self.doc.workflow.nodes[nid].params
+            node.view.set_summary(summary(node.SPEC, params))
+            param = node.SPEC.param(name)
+            if param is not None:
+                node.view.form.set_value(name, params.get(name, param.default))
+
+    def _on_ui_changed(self, nid, key):
+        node = self.nodes.get(nid)
+        if node is not None and key == seeds.UI_KEY and node.view.form.seed_mode is not None:
+            node.view.form.seed_mode.set_value(seeds.mode(self.doc, nid))
+
+    def form(self, nid):
+        """The on-node params form of a node."""
+        return self.nodes[nid].view.form
 
     def _on_node_moved(self, nid):
         node, pos = self.nodes.get(nid), self.doc.pos(nid)
@@ -361,7 +407,7 @@ class GraphView(QObject):
             self.viewer.establish_connection(want.view, port.view)
         spec_port = node.SPEC.input(port_name)
         for pipe in port.view.connected_pipes:  # links take the colour of their type
-            pipe.color = (*COLORS.get(spec_port.type, (175, 95, 30)), 255)
+            pipe.color = (*port_color(spec_port.type), 255)
             pipe.reset()
 
     # --- view gestures -> document edits ------------------------------------------
@@ -497,11 +543,23 @@ class GraphView(QObject):
         missing = [nid for nid in self.doc.workflow.nodes if self.doc.pos(nid) is None]
         if not missing:
             return
-        sizes = {nid: (self.nodes[nid].view.width, self.nodes[nid].view.height) for nid in self.nodes}
         placed = {nid: self.doc.pos(nid) for nid in self.doc.workflow.nodes if nid not in missing}
-        for nid, pos in layered(self.doc.workflow, sizes, missing, placed).items():
+        for nid, pos in layered(self.doc.workflow, self.sizes(), missing, placed, self.port_y).items():
             self.doc.place(nid, pos)
             self.nodes[nid].set_property("pos", [pos[0], pos[1]], push_undo=False)
+
+    def sizes(self):
+        return {nid: (n.view.width, n.view.height) for nid, n in self.nodes.items()}
+
+    def port_y(self, nid, port, output=False):
+        """A port's centre below its node's top (for the layout)."""
+        item = self.port_item(nid, port, output)
+        return item.pos().y() + item.boundingRect().height() / 2
+
+    def auto_layout(self):
+        """Lay every node out left to right, no wire under a node (one undo step)."""
+        self.doc.move(layered(self.doc.workflow, self.sizes(), list(self.doc.workflow.nodes),
+                              port_y=self.port_y))
 
     def port_item(self, nid, name, output=False):
         """The view's port item (for tests and gestures)."""

@@ -3,13 +3,17 @@ from app.ui import qtcompat  # noqa: F401  (first: binding work-arounds)
 import shutil
 from pathlib import Path
 
-from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtCore import QSignalBlocker, QSize, Qt, Signal
 from PySide6.QtGui import QIcon, QImage, QPixmap
 from PySide6.QtWidgets import (QApplication, QFileDialog, QGraphicsPixmapItem, QGraphicsScene, QGraphicsView,
-                               QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QToolButton, QVBoxLayout,
+                               QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QMenu, QStackedWidget, QToolButton, QVBoxLayout,
                                QWidget)
 
+from app.ui.compare_view import CompareView
+from app.ui.sheet_view import SheetView
+
 PATH_ROLE = Qt.UserRole
+MAX_THUMBS = 200
 
 
 def pil_to_qimage(im):
@@ -71,12 +75,22 @@ class ImageView(QGraphicsView):
 
 class ImagePanel(QWidget):
     message = Signal(str)
+    use_values = Signal(dict)   # {"node.param": value} of the sweep cell shown
 
     def __init__(self, parent=None):
         super().__init__(parent)
         self.current_image = None  # QImage shown now
         self.current_path = None   # its file, None for a preview
+        self.cell = None           # the sweep cell shown, if any
         self.view = ImageView()
+        self.sheet = SheetView()
+        self.sheet.cell_clicked.connect(self.show_cell)
+        self.stack = QStackedWidget()
+        self.stack.addWidget(self.view)
+        self.stack.addWidget(self.sheet)
+        self.compare_view = CompareView()
+        self.stack.addWidget(self.compare_view)
+        self.previous_path = None   # the image shown before the current one (compared with it)
         self.caption = QLabel("No images yet: run the workflow (Ctrl+Enter).")
         self.caption.setStyleSheet("color: gray;")
         self.thumbs = QListWidget()
@@ -99,20 +113,79 @@ class ImagePanel(QWidget):
             b.clicked.connect(slot)
             bar.addWidget(b)
         bar.addStretch(1)
+        self.sheet_button = QToolButton()
+        self.sheet_button.setText("Sheet")
+        self.sheet_button.setToolTip("The sweep's contact sheet")
+        self.sheet_button.setCheckable(True)
+        self.sheet_button.setEnabled(False)
+        self.sheet_button.toggled.connect(lambda on: self.show_sheet() if on else self.show_image_page())
+        self.use_button = QToolButton()
+        self.use_button.setText("Use these values")
+        self.use_button.setToolTip("Set this cell's sweep values on the graph")
+        self.use_button.setVisible(False)
+        self.use_button.clicked.connect(lambda: self.cell and self.use_values.emit(dict(self.cell["values"])))
+        self.compare_button = QToolButton()
+        self.compare_button.setText("Compare")
+        self.compare_button.setToolTip("Compare this image with the one shown before it")
+        self.compare_button.setPopupMode(QToolButton.MenuButtonPopup)
+        menu = QMenu(self.compare_button)
+        menu.addAction("Side by side", lambda: self.compare(mode="side"))
+        menu.addAction("Slider", lambda: self.compare(mode="slider"))
+        self.compare_button.setMenu(menu)
+        self.compare_button.clicked.connect(lambda: self.compare())
+        bar.addWidget(self.compare_button)
+        bar.addWidget(self.use_button)
+        bar.addWidget(self.sheet_button)
         col = QVBoxLayout(self)
         col.setContentsMargins(2, 2, 2, 2)
         col.addLayout(bar)
-        col.addWidget(self.view, 1)
+        col.addWidget(self.stack, 1)
         col.addWidget(self.caption)
         col.addWidget(self.thumbs)
 
+    def show_sheet(self):
+        self.sheet_button.setEnabled(True)
+        with QSignalBlocker(self.sheet_button):
+            self.sheet_button.setChecked(True)
+        self.stack.setCurrentWidget(self.sheet)
+        self.caption.setText("Contact sheet: click a cell to see its image")
+
+    def show_image_page(self):
+        with QSignalBlocker(self.sheet_button):
+            self.sheet_button.setChecked(False)
+        self.stack.setCurrentWidget(self.view)
+
+    def compare(self, a=None, b=None, mode=None):
+        """Compare two image files (default: the one shown before and the current one)."""
+        a = a or self.previous_path
+        b = b or self.current_path
+        if not a or not b:
+            self.message.emit("Show two images one after the other to compare them")
+            return False
+        self.compare_view.set_images(QImage(str(a)), QImage(str(b)))
+        self.compare_view.set_mode(mode or self.compare_view.mode)
+        self.stack.setCurrentWidget(self.compare_view)
+        self.caption.setText(f"{Path(a).name}  |  {Path(b).name}")
+        return True
+
+    def show_cell(self, cell):
+        """A clicked sweep cell: its image, and "Use these values"."""
+        pngs = [f for f in cell["files"] if str(f).lower().endswith(".png")]
+        if pngs:
+            self.show_path(pngs[0])
+        self.cell = cell
+        self.use_button.setVisible(True)
+        values = ", ".join(f"{k} = {v!r}" for k, v in cell["values"].items())
+        self.caption.setText(f"Cell {values}" + ("" if pngs else f" ({cell['status']})"))
+
     def show_preview(self, pil_image, caption="preview"):
+        self.show_image_page()
         self.current_image, self.current_path = pil_to_qimage(pil_image), None
         self.view.set_image(self.current_image)
         self.caption.setText(caption)
 
-    def add_output(self, path):
-        """Show an output PNG and add it to the strip; ignores a path already there."""
+    def add_output(self, path, follow=True):
+        """Add an output PNG to the strip and show it (follow); ignores a path already there."""
         path = str(path)
         for i in range(self.thumbs.count()):
             if self.thumbs.item(i).data(PATH_ROLE) == path:
@@ -124,11 +197,23 @@ class ImagePanel(QWidget):
             56, 56, Qt.KeepAspectRatio, Qt.SmoothTransformation))), "")
         item.setData(PATH_ROLE, path)
         item.setToolTip(path)
-        self.thumbs.insertItem(0, item)
-        while self.thumbs.count() > 200:
-            self.thumbs.takeItem(self.thumbs.count() - 1)
-        self.thumbs.setCurrentItem(item)  # shows it
+        self.thumbs.addItem(item)  # oldest on the left, newest on the right
+        while self.thumbs.count() > MAX_THUMBS:
+            self.thumbs.takeItem(0)
+        if follow:
+            self.thumbs.setCurrentItem(item)  # shows it, highlighted
+            self.thumbs.scrollToItem(item)
         return True
+
+    def show_path(self, path):
+        """Show an image of the strip (adding it when it is not there)."""
+        path = str(path)
+        for i in range(self.thumbs.count()):
+            if self.thumbs.item(i).data(PATH_ROLE) == path:
+                self.thumbs.setCurrentRow(i)
+                self._thumb_chosen(self.thumbs.item(i))
+                return True
+        return self.add_output(path)
 
     def outputs(self):
         return [self.thumbs.item(i).data(PATH_ROLE) for i in range(self.thumbs.count())]
@@ -137,6 +222,11 @@ class ImagePanel(QWidget):
         if item is None:
             return
         path = item.data(PATH_ROLE)
+        if self.current_path and self.current_path != path:
+            self.previous_path = self.current_path
+        self.show_image_page()
+        self.cell = None
+        self.use_button.setVisible(False)
         self.current_image, self.current_path = QImage(path), path
         self.view.set_image(self.current_image)
         self.caption.setText(f"{Path(path).name}  ({self.current_image.width()}×{self.current_image.height()})")

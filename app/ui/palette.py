@@ -3,19 +3,43 @@
 Both are generated from the catalog's node specs.
 """
 from app.ui import qtcompat  # noqa: F401  (first: binding work-arounds)
-from PySide6.QtCore import QEvent, QMimeData, Qt, Signal
+from PySide6.QtCore import QEvent, QMimeData, QPoint, Qt, Signal
+from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (QAbstractItemView, QFrame, QLineEdit, QListWidget, QListWidgetItem,
                                QTreeWidget, QTreeWidgetItem, QVBoxLayout)
 
+from app.ui.document import snake
 from app.ui.graph_view import MIME_NODE_TYPE
 
 TYPE_ROLE = Qt.UserRole
 
 
-def matches(spec, text):
-    """Every word of the filter appears in the node's type or category (case-insensitive)."""
+def _subsequence(word, hay):
+    it = iter(hay)
+    return all(ch in it for ch in word)
+
+
+def score(spec, text):
+    """How well the filter matches a node (0: not at all). Each word must appear in the type or
+    category: as written (best), as the start of a word of the type, or as letters in order
+    (fuzzy: "smplr" finds Sampler)."""
     hay = f"{spec.type} {spec.category}".lower()
-    return all(word in hay for word in text.lower().split())
+    words = snake(spec.type).split("_")
+    total = 0
+    for word in text.lower().split():
+        if any(w.startswith(word) for w in words) or spec.type.lower().startswith(word):
+            total += 4
+        elif word in hay:
+            total += 3
+        elif _subsequence(word, spec.type.lower()):
+            total += 1
+        else:
+            return 0
+    return total or 1
+
+
+def matches(spec, text):
+    return score(spec, text) > 0
 
 
 class NodePalette(QFrame):
@@ -32,11 +56,6 @@ class NodePalette(QFrame):
         self.search.setClearButtonEnabled(True)
         self.list = QListWidget(self)
         self.list.setUniformItemSizes(True)
-        for spec in catalog:
-            item = QListWidgetItem(f"{spec.type}    —  {spec.category}")
-            item.setData(TYPE_ROLE, spec.type)
-            item.setToolTip(spec.help)
-            self.list.addItem(item)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.search)
@@ -47,27 +66,48 @@ class NodePalette(QFrame):
         self.list.itemActivated.connect(self._from_item)
         self.list.itemClicked.connect(self._from_item)
 
+        self.set_filter("")
+
     def popup(self, global_pos=None, scene_pos=None):
         self.scene_pos = scene_pos
         self.search.clear()
         self.set_filter("")
         if global_pos is not None:
-            self.move(global_pos)
+            self.move(self.placed(global_pos))
         self.show()
+        if global_pos is not None:  # the frame may add a few pixels: keep all of it on the screen
+            screen = self.screen()
+            avail, frame = screen.availableGeometry(), self.frameGeometry()
+            dx, dy = max(0, frame.right() - avail.right()), max(0, frame.bottom() - avail.bottom())
+            if dx or dy:
+                self.move(self.x() - dx, self.y() - dy)
         self.search.setFocus()
+
+    def placed(self, pos):
+        """Where the popup goes so that all of it is on the screen at pos."""
+        screen = QGuiApplication.screenAt(pos) or self.screen() or QGuiApplication.primaryScreen()
+        if screen is None:
+            return pos
+        avail = screen.availableGeometry()
+        if self.height() > avail.height():
+            self.resize(self.width(), avail.height())
+        x = max(avail.left(), min(pos.x(), avail.right() - self.width() + 1))
+        y = max(avail.top(), min(pos.y(), avail.bottom() - self.height() + 1))
+        return QPoint(x, y)
 
     def set_filter(self, text):
         if self.search.text() != text:
             self.search.setText(text)  # calls back here
             return
-        first = None
-        for i in range(self.list.count()):
-            item = self.list.item(i)
-            hidden = not matches(self.catalog.get(item.data(TYPE_ROLE)), text)
-            item.setHidden(hidden)
-            if not hidden and first is None:
-                first = item
-        self.list.setCurrentItem(first)
+        ranked = [(score(spec, text), i, spec) for i, spec in enumerate(self.catalog)]
+        ranked = sorted((r for r in ranked if r[0] > 0), key=lambda r: (-r[0], r[1]))
+        self.list.clear()
+        for _, _, spec in ranked:
+            item = QListWidgetItem(f"{spec.type}    —  {spec.category}")
+            item.setData(TYPE_ROLE, spec.type)
+            item.setToolTip(spec.help)
+            self.list.addItem(item)
+        self.list.setCurrentRow(0 if ranked else -1)
 
     def visible_types(self):
         return [self.list.item(i).data(TYPE_ROLE) for i in range(self.list.count())

@@ -10,9 +10,11 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog
                                QWidget)
 
 from app.engine.files import FOLDERS
+from app.ui import seeds
+from app.ui.icons import icon
+from app.ui.models import has_picker, list_models
 
 INT_LIMIT = 2**31 - 1
-SEED_RANDOM_MAX = 2**32 - 1
 
 
 class Editor(QWidget):
@@ -156,7 +158,7 @@ class SeedEditor(Editor):
         self.line = QLineEdit()
         self.line.setValidator(QRegularExpressionValidator(QRegularExpression(r"\d{0,20}")))
         self.dice = QToolButton()
-        self.dice.setText("🎲")
+        self.dice.setIcon(icon("dice"))
         self.dice.setToolTip("New random seed")
         self.layout_.addWidget(self.line, 1)
         self.layout_.addWidget(self.dice)
@@ -173,7 +175,7 @@ class SeedEditor(Editor):
 
     def randomize(self):
         lo, hi = self.param.bounds()
-        seed = random.randint(int(lo), int(min(hi, SEED_RANDOM_MAX)))
+        seed = random.randint(int(lo), int(min(hi, seeds.SEED_RANDOM_MAX)))
         self.set_value(seed)
         self.edited.emit(seed, False)
         return seed
@@ -188,27 +190,84 @@ class SeedEditor(Editor):
         return int(self.line.text() or 0)
 
 
+class SeedModeEditor(QWidget):
+    """Seed after run: fixed, increment or randomize (kept in the node's UI data)."""
+    edited = Signal(str)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        row = QHBoxLayout(self)
+        row.setContentsMargins(0, 0, 0, 0)
+        self.box = QComboBox()
+        self.box.addItems(seeds.MODES)
+        self.box.setToolTip("What the seed does after each run")
+        row.addWidget(self.box)
+        self.box.currentTextChanged.connect(self.edited.emit)
+
+    def set_value(self, mode):
+        with QSignalBlocker(self.box):
+            self.box.setCurrentText(mode)
+
+    def value(self):
+        return self.box.currentText()
+
+
 class FileEditor(Editor):
-    """A path with a file picker that starts in the models folders' sub-folder for this param."""
+    """A path: a dropdown of the files in the models folders for model params (with refresh),
+    and a file picker (Browse…) that starts in the param's models sub-folder."""
 
     def __init__(self, param, models_dirs, parent=None):
         super().__init__(param, parent)
         self.models_dirs = models_dirs  # callable -> list of folders
-        self.line = QLineEdit()
+        self.picker = has_picker(param)
+        if self.picker:
+            self.combo = QComboBox()
+            self.combo.setEditable(True)
+            self.combo.setInsertPolicy(QComboBox.NoInsert)
+            self.combo.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
+            self.combo.setMinimumContentsLength(8)
+            self.line = self.combo.lineEdit()
+            self.layout_.addWidget(self.combo, 1)
+            self.refresh_button = QToolButton()
+            self.refresh_button.setIcon(icon("refresh"))
+            self.refresh_button.setToolTip(f"List the files in the models folders again ({param.folder})")
+            self.refresh_button.clicked.connect(self.refresh)
+            self.layout_.addWidget(self.refresh_button)
+            self.combo.activated.connect(lambda i: self.edited.emit(self.combo.itemText(i), False))
+        else:
+            self.line = QLineEdit()
+            self.layout_.addWidget(self.line, 1)
         self.line.setPlaceholderText("(none)" if param.optional else f"a file in {param.folder}")
         self.browse = QToolButton()
-        self.browse.setText("…")
-        self.browse.setToolTip(f"Choose a file in the models folders ({param.folder})")
-        self.layout_.addWidget(self.line, 1)
+        self.browse.setIcon(icon("file"))
+        self.browse.setText("Browse…")
+        self.browse.setToolTip(f"Browse for a file ({param.folder})")
         self.layout_.addWidget(self.browse)
         if param.folder == "checkpoints":  # diffusers checkpoints are folders
             self.folder = QToolButton()
-            self.folder.setText("📁")
+            self.folder.setIcon(icon("folder"))
             self.folder.setToolTip("Choose a diffusers model folder")
             self.layout_.addWidget(self.folder)
             self.folder.clicked.connect(lambda: self.pick(directory=True))
         self.line.textEdited.connect(lambda t: self.edited.emit(t, True))
         self.browse.clicked.connect(lambda: self.pick())
+        if self.picker:
+            self.refresh()
+
+    def choices(self):
+        return [self.combo.itemText(i) for i in range(self.combo.count())] if self.picker else []
+
+    def refresh(self):
+        """List the models folders again, keeping the value as it is."""
+        if not self.picker:
+            return []
+        current = self.line.text()
+        names = list_models(self.models_dirs(), self.param.folder, self.param.extensions)
+        with QSignalBlocker(self.combo):
+            self.combo.clear()
+            self.combo.addItems(names)
+            self.combo.setEditText(current)
+        return names
 
     def roots(self):
         """Where files of this param live: <models>/<sub> for each models folder, then the folders."""
@@ -267,13 +326,16 @@ def make_editor(param, models_dirs):
 
 class PropertiesPanel(QScrollArea):
     """Shows one node: its type, id, help, and a widget with help text for each param."""
+    sweep_requested = Signal(str, str)  # node id, param name: "Sweep this…"
 
     def __init__(self, doc, models_dirs=lambda: [], parent=None):
         super().__init__(parent)
         self.doc, self.models_dirs = doc, models_dirs
         self.node_id = None
         self.editors = {}
+        self.seed_mode = None
         self.setWidgetResizable(True)
+        doc.node_ui_changed.connect(self._on_ui_changed)
         doc.param_changed.connect(self._on_param_changed)
         doc.node_removed.connect(lambda nid: self.show_node(None) if nid == self.node_id else None)
         doc.reset.connect(lambda: self.show_node(None))
@@ -282,6 +344,7 @@ class PropertiesPanel(QScrollArea):
     def show_node(self, nid, count=1):
         self.node_id = nid if nid in self.doc.workflow.nodes else None
         self.editors = {}
+        self.seed_mode = None
         body = QWidget()
         col = QVBoxLayout(body)
         col.setAlignment(Qt.AlignTop)
@@ -303,12 +366,21 @@ class PropertiesPanel(QScrollArea):
         col.addWidget(about)
         for p in spec.params:
             label = QLabel(f"<b>{p.name}</b> <span style='color:gray'>({p.kind})</span>")
+            sweep = QToolButton()
+            sweep.setText("Sweep this…")
+            sweep.setObjectName(f"sweep:{p.name}")
+            sweep.setToolTip(f"Add {nid}.{p.name} as an axis of the sweep (a grid of runs)")
+            sweep.setAutoRaise(True)
+            sweep.clicked.connect(lambda checked=False, name=p.name: self.sweep_requested.emit(self.node_id, name))
+            head = QHBoxLayout()
+            head.addWidget(label, 1)
+            head.addWidget(sweep)
             editor = make_editor(p, self.models_dirs)
             editor.setObjectName(f"param:{p.name}")
             editor.set_value(node.params.get(p.name, p.default))
             editor.edited.connect(lambda value, merge, name=p.name: self._edited(name, value, merge))
             col.addSpacing(6)
-            col.addWidget(label)
+            col.addLayout(head)
             col.addWidget(editor)
             if p.help:
                 help_ = QLabel(p.help)
@@ -316,6 +388,15 @@ class PropertiesPanel(QScrollArea):
                 help_.setStyleSheet("color: gray; font-size: 11px;")
                 col.addWidget(help_)
             self.editors[p.name] = editor
+        if spec.type == seeds.NOISE_TYPE:
+            self.seed_mode = SeedModeEditor()
+            self.seed_mode.setObjectName("seed_mode")
+            self.seed_mode.set_value(seeds.mode(self.doc, nid))
+            self.seed_mode.edited.connect(lambda how: self.doc.set_node_ui(
+                self.node_id, seeds.UI_KEY, None if how == "fixed" else how))
+            col.addSpacing(6)
+            col.addWidget(QLabel("<b>seed after run</b>"))
+            col.addWidget(self.seed_mode)
         if not spec.params:
             col.addWidget(QLabel("This node has no params."))
         col.addStretch(1)  # extra height goes below the params, not between them
@@ -327,6 +408,10 @@ class PropertiesPanel(QScrollArea):
     def _edited(self, name, value, merge):
         if self.node_id is not None:
             self.doc.set_param(self.node_id, name, value, merge=merge)
+
+    def _on_ui_changed(self, nid, key):
+        if nid == self.node_id and key == seeds.UI_KEY and self.seed_mode is not None:
+            self.seed_mode.set_value(seeds.mode(self.doc, nid))
 
     def _on_param_changed(self, nid, name):
         if nid == self.node_id and name in self.editors:

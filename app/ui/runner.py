@@ -1,4 +1,4 @@
-"""Runs prepared workflows on a worker thread through ONE session per window, so its cache persists.
+"""Runs prepared workflows and sweeps on a worker thread through ONE session per window, so its cache persists.
 
 The worker is a QObject living in a QThread. Executor events are emitted from
 the worker thread and reach the UI as queued signals (Qt.QueuedConnection), in
@@ -23,7 +23,7 @@ class Job:
 class _Worker(QObject):
     """Lives in the runner's thread; owns nothing of the UI."""
     event = Signal(object)
-    done = Signal(object, object)  # RunResult or None, exception or None
+    done = Signal(object, object)  # RunResult / SweepResult or None, exception or None
 
     def __init__(self, session):
         super().__init__()
@@ -32,7 +32,8 @@ class _Worker(QObject):
     @Slot(object)
     def run(self, job):
         try:
-            result = self.session.run(job.prepared, on_event=self.event.emit, cancel=job.cancel)
+            go = self.session.sweep if job.prepared.is_sweep else self.session.run
+            result = go(job.prepared, on_event=self.event.emit, cancel=job.cancel)
         except BaseException as e:  # reported to the UI, never raised on the worker thread
             self.done.emit(None, e)
             return

@@ -8,6 +8,7 @@ from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFileDialog
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = ("auto", "fp32", "fp16", "bf16")
+THEMES = ("dark", "light")
 MAX_RECENT = 10
 CLI_DEFAULTS = {"models": ["models"], "out": "output", "device": "auto"}
 
@@ -68,6 +69,15 @@ class Settings:
     @dtype.setter
     def dtype(self, value):
         self._set("dtype", value)
+
+    @property
+    def theme(self):
+        value = self._get("theme", "dark")
+        return value if value in THEMES else "dark"
+
+    @theme.setter
+    def theme(self, value):
+        self._set("theme", value)
 
     @property
     def recent(self):
@@ -139,6 +149,10 @@ class SettingsDialog(QDialog):
         form.addRow("Output folder", out_box)
         form.addRow("Device", self.device)
         form.addRow("Precision (new loaders)", self.dtype)
+        self.theme = QComboBox()
+        self.theme.addItems(THEMES)
+        self.theme.setCurrentText(settings.theme)
+        form.addRow("Theme", self.theme)
         buttons = QDialogButtonBox(QDialogButtonBox.Ok | QDialogButtonBox.Cancel)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
@@ -163,3 +177,4 @@ class SettingsDialog(QDialog):
         s.output_dir = self.output.text() or "output"
         s.device = self.device.currentText()
         s.dtype = self.dtype.currentText()
+        s.theme = self.theme.currentText()

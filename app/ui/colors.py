@@ -1,0 +1,22 @@
+"""Colours of the canvas: one table for node categories (keyed by the catalog's categories) and
+port types (keyed by app.core.types). A test checks that every category and type has one."""
+from app.core.types import COLORS as PORT_COLORS
+
+CATEGORIES = {
+    "loaders": (62, 44, 84),
+    "conditioning": (80, 60, 32),
+    "latent": (78, 40, 66),
+    "sampling": (32, 64, 72),
+    "image": (34, 52, 82),
+    "mask": (38, 70, 44),
+}
+DEFAULT = (52, 54, 62)
+DEFAULT_PORT = (175, 175, 175)
+
+
+def category_color(category):
+    return CATEGORIES.get(category, DEFAULT)
+
+
+def port_color(type_name):
+    return tuple(PORT_COLORS.get(type_name, DEFAULT_PORT))
