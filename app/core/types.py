@@ -9,6 +9,7 @@ NOISE = "NOISE"
 SCHEDULER = "SCHEDULER"
 IMAGE = "IMAGE"
 MASK = "MASK"
+LORA = "LORA"  # a LoRA file (from TrainLoRA), for LoadLoRA
 
 # Editor colours (RGB) per port type; the view reads them, the engine ignores them.
 COLORS = {
@@ -21,6 +22,7 @@ COLORS = {
     SCHEDULER: (90, 200, 200),
     IMAGE: (100, 170, 250),
     MASK: (110, 210, 110),
+    LORA: (200, 200, 120),
 }
 
 

@@ -2,6 +2,7 @@
 import hashlib
 import os
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,6 +12,7 @@ FOLDERS = {
     "loras": ("loras", "Lora"),
     "configs": ("configs",),
     "images": ("images", "input"),
+    "training": ("training",),
 }
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
@@ -72,14 +74,29 @@ def fingerprint(resolved, mode="stat"):
         for root, dirs, names in os.walk(p):
             dirs.sort()
             for n in sorted(names):
-                st = os.stat(os.path.join(root, n))
-                parts.append(f"{os.path.relpath(os.path.join(root, n), p)}:{st.st_size}:{st.st_mtime_ns}")
-        return "dir:" + str(p) + ":" + hashlib.sha256("\n".join(parts).encode()).hexdigest()
+                path = os.path.join(root, n)
+                st = os.stat(path)
+                what = _sha256(path, st) if mode == "content" else f"{st.st_size}:{st.st_mtime_ns}"
+                parts.append(f"{os.path.relpath(path, p)}:{what}")
+        digest = hashlib.sha256("\n".join(parts).encode()).hexdigest()
+        return ("dir-sha256:" if mode == "content" else "dir:" + str(p) + ":") + digest
     if mode == "content":
-        h = hashlib.sha256()
-        with open(p, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
-        return "sha256:" + h.hexdigest()
+        return "sha256:" + _sha256(p, p.stat())
     st = p.stat()
     return f"stat:{p}:{st.st_size}:{st.st_mtime_ns}"
+
+
+_digests = {}  # (path, size, mtime, inode) -> sha256: an unchanged file is hashed once per process
+
+
+def _sha256(path, st):
+    key = (str(path), st.st_size, st.st_mtime_ns, st.st_ino)
+    if key in _digests:
+        return _digests[key]
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    if time.time() - st.st_mtime > 2:  # a file changed within the clock's grain could look unchanged
+        _digests[key] = h.hexdigest()
+    return h.hexdigest()

@@ -42,6 +42,10 @@ class ModelStore:
             self.get(key)
         return key
 
+    def source(self, key):
+        """The folder, file or hub id a loaded key was read from."""
+        return self._sources[key][0]
+
     def _evict(self):
         while len(self._models) > self.max_models:
             self._models.popitem(last=False)

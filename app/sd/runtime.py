@@ -66,6 +66,10 @@ class Runtime:
         with comps["lock"]:
             yield comps["vae"]
 
+    def checkpoint_source(self, handle):
+        """The folder, file or hub id a handle's checkpoint was loaded from."""
+        return self.store.source(handle.checkpoint)
+
     def scheduler_config(self, model):
         """The checkpoint's scheduler config (a copy)."""
         return dict(self.store.get(model.checkpoint)["scheduler_config"])
