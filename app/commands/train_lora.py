@@ -2,6 +2,7 @@
 import argparse
 import signal
 import sys
+import threading
 from pathlib import Path
 
 from app.commands.common import EXIT_FAILED, EXIT_INVALID, EXIT_OK
@@ -134,7 +135,8 @@ def _train(trainer, base, out, data, args):
         stop.append(True)
         print("\ninterrupted: saving after this step (Ctrl-C again to leave without saving)", file=sys.stderr)
 
-    previous = signal.signal(signal.SIGINT, on_sigint)
+    main_thread = threading.current_thread() is threading.main_thread()  # signals reach the main thread only
+    previous = signal.signal(signal.SIGINT, on_sigint) if main_thread else None
     total = trainer.config.steps
     bar = tqdm(total=total, initial=trainer.done, desc="train-lora", unit="step", disable=args.quiet, file=sys.stderr)
     try:
@@ -153,7 +155,8 @@ def _train(trainer, base, out, data, args):
         path = saves.save_all(trainer, out, *base, data)
     finally:
         bar.close()
-        signal.signal(signal.SIGINT, previous)
+        if main_thread:
+            signal.signal(signal.SIGINT, previous)
     if not args.quiet:
         print(f"wrote {path} (rank {trainer.config.rank}, {trainer.done} steps, final running loss "
               f"{log.running(trainer.losses):.4f}); loss curve {saves.state_path(out).with_suffix('.loss.png')}",
