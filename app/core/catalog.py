@@ -15,6 +15,10 @@ class Catalog:
         names = [p.name for p in spec.inputs] + [p.name for p in spec.params]
         if len(set(names)) != len(names):
             raise ValueError(f"node type {spec.type!r} has an input and a param with the same name")
+        for inp in spec.inputs:
+            target = spec.param(inp.overrides) if inp.overrides else None
+            if inp.overrides and (target is None or target.kind != "file"):
+                raise ValueError(f"node type {spec.type!r}: input {inp.name!r} overrides no file param")
         self.specs[spec.type] = spec
         return spec
 

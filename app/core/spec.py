@@ -86,6 +86,9 @@ class Port:
     type: str
     help: str = ""
     optional: bool = False
+    # An optional input that, when linked, replaces this file param (which is then neither
+    # checked nor resolved), e.g. LoadLoRA's `lora` input over its `path`.
+    overrides: str = ""
 
 
 @dataclass(frozen=True)
@@ -126,6 +129,10 @@ class NodeSpec:
     def output(self, name):
         return next((p for p in self.outputs if p.name == name), None)
 
+    def overridden(self, linked):
+        """Names of the params replaced by linked inputs (`linked`: the node's linked input names)."""
+        return {p.overrides for p in self.inputs if p.overrides and p.name in linked}
+
     def defaults(self):
         return {p.name: p.default for p in self.params}
 
@@ -133,8 +140,8 @@ class NodeSpec:
         return {
             "type": self.type, "category": self.category, "help": self.help, "version": self.version,
             "output_node": self.output_node,
-            "inputs": [{"name": p.name, "type": p.type, "help": p.help, "optional": p.optional}
-                       for p in self.inputs],
+            "inputs": [{"name": p.name, "type": p.type, "help": p.help, "optional": p.optional,
+                        **({"overrides": p.overrides} if p.overrides else {})} for p in self.inputs],
             "outputs": [{"name": p.name, "type": p.type, "help": p.help} for p in self.outputs],
             "params": [p.describe() for p in self.params],
         }
@@ -173,8 +180,8 @@ def File(name, folder, default="", help="", fingerprint="stat", extensions=(), o
                  extensions=tuple(extensions), optional=optional, hub=hub)
 
 
-def In(name, type, help="", optional=False):
-    return Port(name, type, help, optional)
+def In(name, type, help="", optional=False, overrides=""):
+    return Port(name, type, help, optional or bool(overrides), overrides)
 
 
 def Out(name, type, help=""):

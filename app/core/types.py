@@ -10,6 +10,7 @@ SCHEDULER = "SCHEDULER"
 IMAGE = "IMAGE"
 MASK = "MASK"
 CONTROL_NET = "CONTROL_NET"
+LORA = "LORA"  # a LoRA file (from TrainLoRA), for LoadLoRA
 
 # Editor colours (RGB) per port type; the view reads them, the engine ignores them.
 COLORS = {
@@ -23,6 +24,7 @@ COLORS = {
     IMAGE: (100, 170, 250),
     MASK: (110, 210, 110),
     CONTROL_NET: (60, 160, 120),
+    LORA: (200, 200, 120),
 }
 
 

@@ -32,7 +32,11 @@ def _check_params(nid, node, spec):
             problems.append(Problem(nid, f"param {name!r}", f"unknown param for {spec.type}"
                                     f" (it has: {', '.join(p.name for p in spec.params) or 'none'})"))
     ok = True
+    overridden = spec.overridden(node.inputs)
     for p in spec.params:
+        if p.name in overridden and p.check(node.params.get(p.name, p.default)) is not None:
+            node.params.setdefault(p.name, p.default)
+            continue  # a linked input replaces it
         if p.name not in node.params:
             if p.check(p.default) is not None:
                 problems.append(Problem(nid, f"param {p.name!r}", "missing (this param has no usable default)"))

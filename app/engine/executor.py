@@ -96,9 +96,10 @@ class Engine:
         for nid in order:
             node, spec = wf.nodes[nid], self.catalog.get(wf.nodes[nid].type)
             resolved[nid] = {}
+            overridden = spec.overridden(node.inputs)
             for p in spec.params:
                 value = node.params.get(p.name, p.default)
-                if p.kind != "file" or (not value and p.optional):
+                if p.kind != "file" or (not value and p.optional) or p.name in overridden:
                     continue
                 try:
                     resolved[nid][p.name] = files.resolve(value, p.folder, hub_ok=p.hub)

@@ -9,6 +9,7 @@ import hashlib
 import os
 import re
 import stat
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,11 +23,12 @@ FOLDERS = {
     "annotators": ("annotators",),
     "vae": ("vae", "VAE"),
     "embeddings": ("embeddings",),
+    "training": ("training",),
 }
 # Folders a file param may name instead of a file: a diffusers model (or config) folder.
 # File params that also take a diffusers folder, and the file that marks one.
 FOLDER_OK = {"checkpoints": "model_index.json", "configs": "model_index.json", "controlnet": "config.json",
-             "vae": "config.json", "annotators": "config.json"}
+             "vae": "config.json", "annotators": "config.json", "training": None}
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 WINDOWS_PATH = re.compile(r"^([A-Za-z]:[\\/]|\\\\)|\\")
 MAX_VALUE = 4096            # characters in a file param
@@ -124,7 +126,7 @@ class Files:
                 if folder not in FOLDER_OK:
                     raise FileProblem(f"{value!r} is a folder; this param takes a file")
                 marker = FOLDER_OK[folder]
-                if not (c / marker).is_file():
+                if marker and not (c / marker).is_file():
                     raise FileProblem(f"{value!r} is a folder but not a diffusers model folder "
                                       f"(no {marker})")
             elif what != "file":
@@ -183,7 +185,7 @@ def fingerprint(resolved, mode="stat", cancel=None):
         raise FileProblem(f"{resolved.value!r} has disappeared")
     what = kind_of(st.st_mode)
     if what == "folder":
-        return "dir:" + str(p) + ":" + _folder_digest(p, resolved.value, cancel)
+        return "dir:" + str(p) + ":" + _folder_digest(p, resolved.value, cancel, content=mode == "content")
     if what != "file":
         raise FileProblem(f"{resolved.value!r} is a {what}, not a regular file")
     if mode == "content":
@@ -191,7 +193,20 @@ def fingerprint(resolved, mode="stat", cancel=None):
     return f"stat:{p}:{st.st_size}:{st.st_mtime_ns}"
 
 
-def _content_digest(path, value, cancel):
+_digests = {}  # (path, size, mtime, inode) -> sha256: an unchanged file is hashed once per process
+
+
+def _content_digest(path, value, cancel, st=None):
+    key = (str(path), st.st_size, st.st_mtime_ns, st.st_ino) if st is not None else None
+    if key in _digests:
+        return _digests[key]
+    digest = _hash_file(path, value, cancel)
+    if key is not None and time.time() - st.st_mtime > 2:  # a file changed within the clock's grain
+        _digests[key] = digest                               # could look unchanged
+    return digest
+
+
+def _hash_file(path, value, cancel):
     h = hashlib.sha256()
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
@@ -211,9 +226,9 @@ def _content_digest(path, value, cancel):
     return h.hexdigest()
 
 
-def _folder_digest(folder, value, cancel):
-    """size+mtime of the regular files in a model folder and its direct sub-folders (special
-    files skipped), at most MAX_FOLDER_ENTRIES entries."""
+def _folder_digest(folder, value, cancel, content=False):
+    """size+mtime (or, with content, the sha256) of the regular files in a folder and its direct
+    sub-folders (special files skipped), at most MAX_FOLDER_ENTRIES entries."""
     parts, count = [], 0
     todo = [(folder, "")]
     for level in (0, 1):
@@ -241,7 +256,9 @@ def _folder_digest(folder, value, cancel):
                     parts.append(f"{name}:missing")
                     continue
                 if stat.S_ISREG(st.st_mode):
-                    parts.append(f"{name}:{st.st_size}:{st.st_mtime_ns}")
+                    what = (_content_digest(e.path, value, cancel, st) if content
+                            else f"{st.st_size}:{st.st_mtime_ns}")
+                    parts.append(f"{name}:{what}")
         todo = subs
     return hashlib.sha256("\n".join(parts).encode("utf-8", "surrogateescape")).hexdigest()
 

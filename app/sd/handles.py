@@ -19,6 +19,13 @@ class LoraRef:
 
 
 @dataclass(frozen=True)
+class LoraFile(Handle):
+    """A LoRA file a node wrote (TrainLoRA): LoadLoRA's `lora` input."""
+    path: str
+    identity: str    # its content hash
+
+
+@dataclass(frozen=True)
 class ModelHandle(Handle):
     """A U-Net: the loaded checkpoint it comes from plus the LoRA stack to activate."""
     checkpoint: str

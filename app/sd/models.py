@@ -66,6 +66,10 @@ class ModelStore:
                 self._extras[key] = {"module": module.eval().requires_grad_(False), "lock": threading.RLock()}
             return self._extras[key]
 
+    def source(self, key):
+        """The folder, file or hub id a loaded key was read from."""
+        return self._sources[key][0]
+
     def _evict(self):
         while len(self._models) > self.max_models or (len(self._models) > 1 and self._over()):
             self._models.popitem(last=False)

@@ -103,6 +103,10 @@ class Runtime:
         with entry["lock"]:
             yield entry["module"]
 
+    def checkpoint_source(self, handle):
+        """The folder, file or hub id a handle's checkpoint was loaded from."""
+        return self.store.source(handle.checkpoint)
+
     def scheduler_config(self, model):
         """The checkpoint's scheduler config (a copy)."""
         return dict(self.store.get(model.checkpoint)["scheduler_config"])

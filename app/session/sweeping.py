@@ -39,7 +39,8 @@ class SweepResult:
     seconds: float = 0.0
 
 
-def run_sweep(session, prepared, on_event=None, cancel=None):
+def run_sweep(session, prepared, on_event=None, cancel=None, on_cell=None):
+    """on_cell(CellResult) is called after each cell that ran or failed."""
     emit = on_event or (lambda e: None)
     cancel = cancel or CancelToken()
     axes, wf = prepared.axes, prepared.workflow
@@ -70,6 +71,8 @@ def run_sweep(session, prepared, on_event=None, cancel=None):
             status = "failed"
         res.seconds = time.perf_counter() - t_cell
         results[cell.index] = res
+        if on_cell is not None:
+            on_cell(res)
         emit(ev.CellFinished(i, len(order), cell.values, "failed" if res.error else "ok",
                              tuple(res.files), cell.index, res.error))
     done = [results[c.index] for c in sweeps.cells(axes) if c.index in results]
