@@ -24,9 +24,11 @@ def test_core_engine_and_session_import_no_torch_or_qt():
 
 
 def test_cli_never_imports_the_editor():
-    mods = imported_after("from app.cli import main\nmain(['nodes', '--json'])\nmain(['validate', 'nope.json'])")
+    mods = imported_after("from app.cli import main\nmain(['nodes', '--json'])\n"
+                          "main(['validate', 'workflows/txt2img.json', 'workflows/lora.json'])")
     assert "app.cli" in mods and "app.session" in mods
     assert not {m for m in mods if m.startswith(("app.ui", "PySide6", "NodeGraphQt"))}
+    assert "torch" not in mods  # validating needs no torch: it stays fast
     sources = [ROOT / "app" / "cli.py", *sorted((ROOT / "app" / "commands").glob("*.py"))]
     for path in sources:
         assert "app.ui" not in path.read_text(), path

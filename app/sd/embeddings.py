@@ -10,8 +10,6 @@ import re
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
-import torch
-
 from app.core.errors import UserError
 
 EXTENSIONS = (".safetensors", ".pt", ".bin")
@@ -36,6 +34,7 @@ def candidates(name):
 
 def read(path, label):
     """[n, dim] vectors from a diffusers or A1111 embedding file."""
+    import torch  # here: validation reads the names above without loading torch
     path = Path(path)
     if path.suffix.lower() == ".safetensors":
         from safetensors.torch import load_file
