@@ -55,6 +55,8 @@ def mutate(doc, rng, catalog):
     if nid is None:
         kind = 10
     node = nodes.get(nid) if nid else None
+    if nid is not None and not isinstance(node, dict):  # an earlier edit made it a plain value
+        kind = rng.choice([3, 9, 10])
     if kind == 0:      # a param gets a hostile value
         params = node.setdefault("params", {})
         spec = catalog.get(node.get("type"))
@@ -88,7 +90,7 @@ def mutate(doc, rng, catalog):
         if isinstance(target, dict):
             target[rng.choice(["ui", "deep", "pos"])] = nest(rng.choice([60, 200, 800]))
     elif kind == 8:    # a cycle
-        other = rng.choice(ids)
+        other = rng.choice([i for i in ids if isinstance(nodes[i], dict)])
         node.setdefault("inputs", {})[rng.choice(list(node.get("inputs") or {"x": 0}))] = [other, "image"]
         nodes[other].setdefault("inputs", {})["loop"] = [nid, "image"]
     elif kind == 9:    # a whole node replaced by a value
