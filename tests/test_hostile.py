@@ -397,3 +397,14 @@ def test_lora_layer_mismatch_reads_true(tiny_dir, tmp_path, monkeypatch):
     with pytest.raises(UserError) as err:
         lora.prepare(env, key, key, str(path), "short")
     assert str(err.value).endswith("it has weights for 8 text encoder layers, but this model has 12 such layers")
+
+
+def test_memory_estimate_counts_the_models_weights():
+    from app.engine.memory import workflow_problems
+    from tests.conftest import load_workflow
+    wf = load_workflow("txt2img.json")  # 512x512, batch 1
+    assert workflow_problems(wf, limit=600 << 20) == []
+    [problem] = workflow_problems(wf, limit=600 << 20, model_bytes=200 << 20)
+    assert str(problem) == ("node 'latent' param 'width': 512x512, batch 1 needs about 512.0 MiB of memory to "
+                            "decode (and 200.0 MiB for the model), more than this machine's 600.0 MiB: make it "
+                            "smaller")
