@@ -408,3 +408,13 @@ def test_memory_estimate_counts_the_models_weights():
     assert str(problem) == ("node 'latent' param 'width': 512x512, batch 1 needs about 512.0 MiB of memory to "
                             "decode (and 200.0 MiB for the model), more than this machine's 600.0 MiB: make it "
                             "smaller")
+
+
+def test_validate_refuses_a_device_run_would_refuse(tiny_dir, tmp_path, capsys):
+    import torch
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    path = write(tmp_path, tiny_doc(tiny_dir))
+    for command in ("validate", "run"):
+        code, err = cli(capsys, command, path, "--device", "cuda", "--out", tmp_path / "o")
+        assert code == 2 and "error: --device cuda: no CUDA device is available" in err
