@@ -62,3 +62,9 @@ def main(argv=None):
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_FAILED
+    except Exception as e:  # a bug: one line, the traceback only with --debug
+        if getattr(args, "debug", False):
+            raise
+        first = (str(e).strip().splitlines() or [""])[0]
+        print(f"error: internal error: {type(e).__name__}: {first} (--debug shows the traceback)", file=sys.stderr)
+        return EXIT_FAILED

@@ -46,7 +46,7 @@ def test_sigkill_during_saves_leaves_only_whole_pngs(tmp_path):
             im.load()
             assert im.size == (1024, 1024) and im.text["parameters"] == "parameters"
     # leftovers of interrupted writes are hidden temporary files, never real output names ...
-    assert all(p.name.startswith(".crash.") and p.name.endswith(".tmp")
+    assert all(p.name.startswith(".crash.") and p.name.endswith(".latentloom-partial")
                for p in out.iterdir() if p.name.startswith("."))
     # ... and the next write removes those of processes that are gone
     from app.engine import outputs

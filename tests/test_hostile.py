@@ -183,7 +183,8 @@ def test_out_and_report_flags_are_checked_before_running(tiny_dir, tmp_path, cap
             (["--out", a_file], f"error: --out '{a_file}' is a file, not a folder"),
             (["--out", a_file / "sub"], f"error: --out '{a_file / 'sub'}': '{a_file}' is a file, not a folder"),
             (["--out", tmp_path / "o", "--report", tmp_path / "missing" / "r.json"],
-             f"error: --report '{tmp_path / 'missing' / 'r.json'}': the folder '{tmp_path / 'missing'}' does not exist")):
+             f"error: --report '{tmp_path / 'missing' / 'r.json'}': the folder '{tmp_path / 'missing'}' "
+             "does not exist")):
         code, err = cli(capsys, "run", path, "--quiet", *args)
         assert code == 2 and message in err
     assert not (tmp_path / "o").exists()  # refused before anything ran
@@ -262,7 +263,8 @@ def test_offline_hub_id_says_the_machine_is_offline(tmp_path, capsys, monkeypatc
     code, err = cli(capsys, "run", write(tmp_path, doc), "--out", tmp_path / "o", "--quiet", "--device", "cpu")
     assert code == 1
     assert ("node 'ckpt' (LoadCheckpoint) failed: someone/not-cached-model: the download from the Hugging Face "
-            "hub failed: this machine is set offline (HF_HUB_OFFLINE), and the model is not in the local cache") in err
+            "hub failed: this machine is set offline (HF_HUB_OFFLINE), and the model is not in the local "
+            "cache") in err
     assert "stacktrace" not in err
 
 
@@ -285,7 +287,8 @@ def test_png_carrying_a_hostile_workflow(tiny_dir, tmp_path, capsys):
         assert message in run_and_validate(capsys, png, tmp_path / "out")
     assert not (tmp_path / "out").exists() and not (tmp_path.parent / "escape_00001.png").exists()
     deep = tmp_path / "deep.png"
-    _png_with_text(deep, '{"format": "latentloom.workflow", "version": 1, "nodes": ' + "[" * 5000 + "]" * 5000 + "}")
+    _png_with_text(deep, '{"format": "latentloom.workflow", "version": 1, "nodes": '
+                   + "[" * 5000 + "]" * 5000 + "}")
     assert "nested deeper than 64 levels" in run_and_validate(capsys, deep, tmp_path / "out")
 
 
@@ -306,7 +309,8 @@ def test_a_huge_png_is_read_for_its_text_only(tiny_dir, tmp_path, capsys):
 
 def _with_duplicate_save(doc):
     text = json.dumps(doc)
-    evil = '"save": {"type": "SaveImage", "params": {"filename_prefix": "../../escape"}, "inputs": {"image": ["decode", "image"]}}, '
+    evil = ('"save": {"type": "SaveImage", "params": {"filename_prefix": "../../escape"}, '
+            '"inputs": {"image": ["decode", "image"]}}, ')
     return text.replace('"save": {', evil + '"save": {', 1)
 
 
@@ -317,9 +321,9 @@ def _with_duplicate_save(doc):
     (lambda d: json.dumps(d).replace('"txt2img"', '"x\\ud800"'),
      "node 'save' param 'filename_prefix': contains a lone surrogate character ('x\\ud800')"),
     (lambda d: json.dumps(d).replace('"positive"', '"pos\\ud800"'), "node 'pos\\ud800': a node id must be"),
-    (lambda d: json.dumps(d).replace('"negative": {', '"neg\\u202eative": {'), "node 'neg\\u202eative': a node id must be"),
-    (lambda d: json.dumps(d).replace('"negative": {', '"neg\\u200bative": {'), "node 'neg\\u200bative': a node id must be"),
-    (lambda d: json.dumps(d).replace('"negative": {', '"neg\\u0007ative": {'), "node 'neg\\x07ative': a node id must be"),
+    (lambda d: _rename(d, "negative", "neg\u202eative"), "node 'neg\\u202eative': a node id must be"),
+    (lambda d: _rename(d, "negative", "neg\u200bative"), "node 'neg\\u200bative': a node id must be"),
+    (lambda d: _rename(d, "negative", "neg\u0007ative"), "node 'neg\\x07ative': a node id must be"),
     (lambda d: json.dumps(d).replace('"seed": 42', '"seed": ' + "9" * 5000),
      "node 'noise' param 'seed': an integer of 5000 digits is too large"),
     (lambda d: json.dumps({**d, "ui": _nest(600)}), "'ui': nested deeper than 64 levels"),
@@ -330,6 +334,11 @@ def test_malformed_documents_name_node_and_param(tiny_dir, tmp_path, capsys, mak
     err = run_and_validate(capsys, write(tmp_path, make(tiny_doc(tiny_dir))), tmp_path / "out")
     assert message in err
     assert not (tmp_path / "out").exists()
+
+
+def _rename(doc, old, new):
+    doc["nodes"][new] = doc["nodes"].pop(old)
+    return json.dumps(doc)
 
 
 def _nest(depth):
@@ -388,3 +397,24 @@ def test_lora_layer_mismatch_reads_true(tiny_dir, tmp_path, monkeypatch):
     with pytest.raises(UserError) as err:
         lora.prepare(env, key, key, str(path), "short")
     assert str(err.value).endswith("it has weights for 8 text encoder layers, but this model has 12 such layers")
+
+
+def test_memory_estimate_counts_the_models_weights():
+    from app.engine.memory import workflow_problems
+    from tests.conftest import load_workflow
+    wf = load_workflow("txt2img.json")  # 512x512, batch 1
+    assert workflow_problems(wf, limit=600 << 20) == []
+    [problem] = workflow_problems(wf, limit=600 << 20, model_bytes=200 << 20)
+    assert str(problem) == ("node 'latent' param 'width': 512x512, batch 1 needs about 512.0 MiB of memory to "
+                            "decode (and 200.0 MiB for the model), more than this machine's 600.0 MiB: make it "
+                            "smaller")
+
+
+def test_validate_refuses_a_device_run_would_refuse(tiny_dir, tmp_path, capsys):
+    import torch
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    path = write(tmp_path, tiny_doc(tiny_dir))
+    for command in ("validate", "run"):
+        code, err = cli(capsys, command, path, "--device", "cuda", "--out", tmp_path / "o")
+        assert code == 2 and "error: --device cuda: no CUDA device is available" in err

@@ -21,6 +21,13 @@ def run(args):
         print(f"error: {problem}", file=sys.stderr)
         return EXIT_INVALID
     session = session_from(args)
+    if args.device in ("cuda", "mps"):  # as `run` refuses a device this machine lacks
+        from app.sd.device import pick_device
+        try:
+            pick_device(args.device)
+        except ValueError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return EXIT_INVALID
     prepared, errors = session.load_all(args.workflow, args.set)
     for e in errors:
         print_problems(e)

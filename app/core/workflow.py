@@ -149,7 +149,7 @@ def _where(path):
         if len(path) >= 4 and path[2] == "inputs":
             return path[1], f"input {path[3]!r}"
         return path[1], (f"{path[2]!r}" if len(path) >= 3 else None)
-    return None, (f"{path[0]!r}" if path else None)
+    return None, (f"top-level key {path[0]!r}" if path else None)
 
 
 def scan(data):

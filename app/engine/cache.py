@@ -25,9 +25,11 @@ def nbytes(value):
         kind = type(v).__module__.split(".")[0]
         if kind == "torch" and hasattr(v, "untyped_storage"):
             storage = v.untyped_storage()
-            if ("s", storage.data_ptr()) in seen:
+            ptr = storage.data_ptr()  # 0 for storage-less (meta) tensors: each counts
+            key = ("storage", str(v.device), ptr) if ptr else ("tensor", id(v))
+            if key in seen:
                 continue
-            seen.add(("s", storage.data_ptr()))
+            seen.add(key)
             if v.device.type == "cpu":
                 cpu += storage.nbytes()
             else:
@@ -66,6 +68,9 @@ class Cache:
         cpu, gpu = nbytes(outputs)
         with self._lock:
             self._drop(key)
+            if ((self.max_bytes is not None and cpu > self.max_bytes)
+                    or (self.max_vram_bytes is not None and gpu > self.max_vram_bytes)):
+                return  # larger than the whole budget: not kept, nothing else pushed out for it
             self._items[key] = (outputs, cpu, gpu)
             self.bytes += cpu
             self.vram_bytes += gpu
@@ -78,15 +83,26 @@ class Cache:
             self.vram_bytes -= item[2]
 
     def _over(self):
-        if len(self._items) > self.max_entries:
-            return True
+        """(over the RAM budget, over the VRAM budget), counting what others hold."""
         other_cpu, other_gpu = self.others()
-        return ((self.max_bytes is not None and self.bytes + other_cpu > self.max_bytes)
-                or (self.max_vram_bytes is not None and self.vram_bytes + other_gpu > self.max_vram_bytes))
+        return ((self.max_bytes is not None and self.bytes + other_cpu > self.max_bytes),
+                (self.max_vram_bytes is not None and self.vram_bytes + other_gpu > self.max_vram_bytes))
 
     def _evict(self):
-        while self._items and self._over():
+        """Drop least recently used entries: any beyond max_entries, then those holding the kind of
+        memory that is over budget (an entry without tensors frees nothing, so it stays)."""
+        while len(self._items) > self.max_entries:
             self._drop(next(iter(self._items)))
+            self.evicted += 1
+        while True:
+            over_ram, over_vram = self._over()
+            if not (over_ram or over_vram):
+                return
+            key = next((k for k, (_, cpu, gpu) in self._items.items()
+                        if (over_ram and cpu) or (over_vram and gpu)), None)
+            if key is None:
+                return  # what is over is held by others (the models)
+            self._drop(key)
             self.evicted += 1
 
     def trim(self):

@@ -285,3 +285,19 @@ def pickle_weights(path):
     except OSError:
         pass
     return found
+
+
+WEIGHT_SUFFIXES = (".safetensors",) + PICKLE_SUFFIXES
+
+
+def weights_bytes(path):
+    """Bytes of a checkpoint's weights on disk: the file, or a model folder's weight files."""
+    path = Path(path)
+    try:
+        if not path.is_dir():
+            return path.stat().st_size
+        return sum(f.stat().st_size for sub in list(path.iterdir())[:64] if sub.is_dir()
+                   for f in list(sub.iterdir())[:MAX_FOLDER_ENTRIES]
+                   if f.name.lower().endswith(WEIGHT_SUFFIXES) and f.is_file())
+    except OSError:
+        return 0

@@ -31,8 +31,9 @@ def decode_bytes(pixels, channels=SD_VAE_CHANNELS, element_size=4):
     return pixels * channels * element_size * LIVE_TENSORS
 
 
-def workflow_problems(wf, limit=None):
-    """Nodes whose sizes need more memory than the machine has (checked before running)."""
+def workflow_problems(wf, limit=None, model_bytes=0):
+    """Nodes whose sizes need more memory than the machine has, with the models' weights
+    (checked before running)."""
     limit = limit if limit is not None else total_ram()
     problems = []
     if not limit:
@@ -45,11 +46,12 @@ def workflow_problems(wf, limit=None):
         if not all(isinstance(v, int) for v in (w, h, b)):
             continue
         need = decode_bytes(w * h * b)
-        if need > limit:
+        if need + model_bytes > limit:
             field = "param 'batch_size'" if b > 1 else "param 'width'"
+            models = f" (and {show(model_bytes)} for the model)" if model_bytes else ""
             problems.append(Problem(nid, field, f"{w}x{h}, batch {b} needs about {show(need)} of memory to "
-                                                f"decode, more than this machine's {show(limit)}: make it "
-                                                "smaller"))
+                                                f"decode{models}, more than this machine's {show(limit)}: "
+                                                "make it smaller"))
     return problems
 
 

@@ -12,6 +12,7 @@ from app.core.errors import UserError
 from app.core.outputs import check_prefix
 
 SAFE_STEM = re.compile(r"[^A-Za-z0-9._-]+")
+TMP_SUFFIX = ".latentloom-partial"  # a file being written: hidden, and never a real output name
 
 
 def safe_stem(text, default="output"):
@@ -63,7 +64,7 @@ def write_new(output_dir, prefix, suffix, write):
     """Write a new file <prefix>_<5-digit counter><suffix>; write(tmp_path) fills it. Returns the path."""
     folder = target_dir(output_dir, prefix)
     stem = Path(prefix).name
-    tmp = folder / f".{stem}.{os.getpid()}.{id(write):x}.tmp"
+    tmp = folder / f".{stem}.{os.getpid()}.{id(write):x}{TMP_SUFFIX}"
     try:
         write(tmp)
         with open(tmp, "rb+") as f:
@@ -87,13 +88,13 @@ def write_new(output_dir, prefix, suffix, write):
     return path
 
 
-STALE = re.compile(r"^\..*\.(\d+)\.[0-9a-f]+\.tmp$")
+STALE = re.compile(r"^\..*\.(\d+)\.[0-9a-f]+" + re.escape(TMP_SUFFIX) + "$")
 
 
 def _remove_stale(folder):
     """Remove temporary files that processes killed mid-write left behind (their pid is gone)."""
     try:
-        names = [n for n in os.listdir(folder) if n.startswith(".") and n.endswith(".tmp")]
+        names = [n for n in os.listdir(folder) if n.startswith(".") and n.endswith(TMP_SUFFIX)]
     except OSError:
         return
     for name in names:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from app.core.workflow import Problem, WorkflowError, decode
+from app.core.workflow import MAX_FILE_BYTES, Problem, WorkflowError, decode
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -42,8 +42,14 @@ def open_document(path):
     """Read a workflow from a file of any registered format; WorkflowError if none claims it."""
     p = Path(path)
     source = str(path)
-    if not p.is_file():
-        raise WorkflowError([Problem(None, None, "no such file")], source)
+    try:
+        if not p.is_file():
+            raise WorkflowError([Problem(None, None, "not a regular file" if p.exists() else "no such file")],
+                                source)
+        if p.stat().st_size > MAX_FILE_BYTES:
+            raise WorkflowError([Problem(None, None, "file is too large for a workflow")], source)
+    except OSError as e:
+        raise WorkflowError([Problem(None, None, f"cannot read it: {e.strerror or e}")], source) from None
     with open(p, "rb") as f:
         head = f.read(8)
     if head == PNG_MAGIC:
@@ -52,10 +58,12 @@ def open_document(path):
         value, table = chunks, PNG_READERS
         nothing = "this PNG carries no Latent Loom workflow (nor one of another format it reads)"
     else:
-        try:
-            text = p.read_text(encoding="utf-8-sig")
-        except UnicodeDecodeError:
-            raise WorkflowError([Problem(None, None, "not a UTF-8 JSON file or a PNG")], source) from None
+        data = p.read_bytes()
+        try:  # encoded lone surrogates pass here, for validation to name where they are
+            text = data.decode("utf-8-sig", errors="surrogatepass")
+        except UnicodeDecodeError as e:
+            raise WorkflowError([Problem(None, None, f"not a UTF-8 JSON file or a PNG (invalid UTF-8 at byte "
+                                                     f"{e.start})")], source) from None
         value, table = decode(text, source), JSON_READERS
         nothing = None
     for reader in table:

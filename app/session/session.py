@@ -159,44 +159,43 @@ class Session:
         return prepared, errors
 
     def _check_runnable(self, wf, axes, base_dirs):
-        """What `run` would refuse before running: no output node, files that do not resolve
-        (in every sweep cell whose axes touch a file param)."""
+        """What `run` would refuse before running: no output node, files that do not resolve, pickle
+        checkpoints without the opt-in, sizes that cannot fit in memory (in every sweep cell whose
+        axes touch a file param or a latent size)."""
         targets = targets_of(wf, self.catalog)
         if not targets:
             return [Problem(None, None, "nothing to run: the workflow has no output node (such as SaveImage)")]
-        problems = self._file_problems(wf, targets, base_dirs) + workflow_problems(wf)
-        if not problems:
-            problems = self._pickle_problems(wf, targets, base_dirs)
+        problems = self._file_problems(wf, targets, base_dirs) or self._model_problems(wf, targets, base_dirs)
         if axes:
             seen = {str(p) for p in problems}
             for cell in sweeps.cells(axes):
                 if not any(self._is_file(wf, n, p) or wf.nodes[n].type == "EmptyLatent" for n, p, _ in cell.sets):
                     continue
                 cell_wf = self.cell_workflow(wf, cell)
-                for p in self._file_problems(cell_wf, targets, base_dirs) + workflow_problems(cell_wf):
+                for p in (self._file_problems(cell_wf, targets, base_dirs)
+                          or self._model_problems(cell_wf, targets, base_dirs)):
                     if str(p) not in seen:
                         seen.add(str(p))
                         problems.append(p)
         return problems
 
-    def _pickle_problems(self, wf, targets, base_dirs):
-        """Checkpoints that would be read with pickle, without the user's opt-in."""
-        from app.engine.files import PICKLE_MESSAGE, pickle_weights
-        if self.allow_pickle:
-            return []
-        try:
-            resolved = self.engine.resolve_files(wf, plan(wf, targets), base_dirs)
-        except WorkflowError:
-            return []
-        problems = []
+    def _model_problems(self, wf, targets, base_dirs):
+        """Checkpoints read with pickle without the user's opt-in; sizes that cannot fit in memory
+        with the checkpoints' weights."""
+        from app.engine.files import PICKLE_MESSAGE, pickle_weights, weights_bytes
+        resolved = self.engine.resolve_files(wf, plan(wf, targets), base_dirs)
+        problems, weights = [], 0
         for nid, files in resolved.items():
             spec = self.catalog.get(wf.nodes[nid].type)
             for name, r in files.items():
-                found = pickle_weights(r.path) if r.path and spec.param(name).folder == "checkpoints" else []
+                if not r.path or spec.param(name).folder != "checkpoints":
+                    continue
+                weights += weights_bytes(r.path)
+                found = [] if self.allow_pickle else pickle_weights(r.path)
                 if found:
                     what = f"{Path(r.path).name}/{found[0]}" if Path(r.path).is_dir() else found[0]
                     problems.append(Problem(nid, f"param {name!r}", PICKLE_MESSAGE.format(what=what)))
-        return problems
+        return problems + workflow_problems(wf, model_bytes=weights)
 
     def _is_file(self, wf, node_id, param):
         spec = self.catalog.get(wf.nodes[node_id].type)
