@@ -5,8 +5,9 @@ from app.engine import events as ev
 
 
 class Progress:
-    def __init__(self, label, enabled=True, stream=sys.stderr):
-        self.label, self.enabled, self.stream = label, enabled, stream
+    def __init__(self, label, enabled=True, stream=None):
+        # sys.stderr looked up now, not at import (tests and faces may swap it)
+        self.label, self.enabled, self.stream = label, enabled, stream or sys.stderr
         self.bar = None
         self.cells = None  # a bar over sweep cells, above the step bar
 

@@ -73,3 +73,16 @@ def image_to_control(ctx, image):
 def depth_map(ctx, image, path):
     from app.sd import control_images
     return control_images.depth(image, ctx.file("path"))
+
+
+@node("PoseMap", "controlnet",
+      "An OpenPose-style skeleton for openpose ControlNets, from your own transformers ViTPose model "
+      "folder (for example usyd-community/vitpose-base-simple, downloaded into models/annotators/). "
+      "The whole image is taken as one person.",
+      inputs=[In("image", IMAGE)],
+      outputs=[Out("image", IMAGE)],
+      params=[File("path", "annotators", "vitpose-base-simple", help="Model folder, relative to models/annotators/."),
+              Float("threshold", 0.3, "Keypoints scored below this are left out.", min=0.0, max=1.0)])
+def pose_map(ctx, image, path, threshold):
+    from app.sd import control_images
+    return control_images.pose(image, ctx.file("path"), threshold)

@@ -143,6 +143,22 @@ def test_two_chained_controlnets_match_multicontrolnet(engine, tiny_dir, nets):
     assert np.array_equal(saved(result)[0], np.array(expected[0]))
 
 
+def test_shuffle_type_controlnet_runs_in_guess_mode_as_diffusers(engine, tiny_dir, nets, tmp_path):
+    """global_pool_conditions (control_v11e_sd15_shuffle): only the conditional half, pooled residuals."""
+    from diffusers import ControlNetModel
+    net = ControlNetModel.from_pretrained(nets[0])
+    pooled_net = ControlNetModel.from_config({**net.config, "global_pool_conditions": True})
+    pooled_net.load_state_dict(net.state_dict())
+    pooled_net.save_pretrained(tmp_path / "shuffle")
+    for cfg in (7.5, 1.0):
+        result = engine.run(txt2img([tmp_path / "shuffle"], tiny_dir, cfg=cfg))
+        control = result.values["ctl_image"]["image"]
+        pipe = pipe_for(diffusers.StableDiffusionControlNetPipeline, tiny_dir, [tmp_path / "shuffle"])
+        expected = pipe(PROMPT, image=control, negative_prompt=NEGATIVE, height=SIZE, width=SIZE,
+                        num_inference_steps=STEPS, guidance_scale=cfg, generator=gen()).images
+        assert np.array_equal(saved(result)[0], np.array(expected[0]))
+
+
 def test_control_image_of_another_size_is_resized_and_logged(engine, tiny_dir, nets):
     seen = []
     result = engine.run(txt2img(nets, tiny_dir, size=(96, 40)), on_event=seen.append)

@@ -111,3 +111,19 @@ def test_a1111_mode_takes_bare_file_names(runtime, tiny_dir, models):
         prefixed = text.encode(te, clip, "a embedding:tinyemb cat", 0, embeddings.Vectors(found)).embeds
         plain = text.encode(te, clip, "a tinyemb cat", 0, embeddings.Vectors(found)).embeds
     assert torch.equal(bare, prefixed) and not torch.equal(bare, plain)
+
+
+def test_pickled_objects_are_refused(engine, tiny_dir, models, tmp_path):
+    import shutil
+    root = tmp_path / "models"
+    shutil.copytree(models, root)
+    torch.save({"string_to_param": {"*": torch.zeros(1, 32)}, "extra": Evil()}, root / "embeddings" / "evil.pt")
+    engine.models_dirs = [root]
+    with pytest.raises(NodeError) as info:
+        engine.run(workflow(tiny_dir, "embedding:evil"))
+    assert str(info.value) == ("node 'positive' (TextEncode) failed: embedding 'evil': evil.pt could not be read "
+                               "with weights_only (UnpicklingError)")
+
+
+class Evil:
+    pass

@@ -1,4 +1,4 @@
-"""Control-image preprocessors: OpenCV edges and lines, inversion, pass-through, a user's depth model."""
+"""Control-image preprocessors: OpenCV edges and lines, inversion, pass-through, a user's depth and pose models."""
 import numpy as np
 import pytest
 import torch
@@ -72,18 +72,21 @@ def test_canny_low_above_high_is_a_validation_error(tmp_path):
     assert [str(p) for p in info.value.problems] == ["node 'pre' param 'low': low 210 is above high 100"]
 
 
-def test_depth_without_the_model_names_the_file_and_folder(tmp_path):
+def test_depth_and_pose_without_the_model_name_the_file_and_folder(tmp_path):
     from app.session.session import Session
     doc = {"format": "latentloom.workflow", "version": 1, "nodes": {
         "img": {"type": "LoadImage", "params": {"path": str(square(tmp_path))}},
         "depth": {"type": "DepthMap", "inputs": {"image": ["img", "image"]}},
-        "save": {"type": "SaveImage", "inputs": {"image": ["depth", "image"]}}}}
+        "pose": {"type": "PoseMap", "inputs": {"image": ["img", "image"]}},
+        "save": {"type": "SaveImage", "inputs": {"image": ["depth", "image"]}},
+        "save2": {"type": "SaveImage", "inputs": {"image": ["pose", "image"]}}}}
     session = Session(models_dirs=[tmp_path / "models"], output_dir=tmp_path / "out")
     with pytest.raises(WorkflowError) as info:
         session.prepare(doc)
     folder = (tmp_path / "models" / "annotators").resolve()
     assert [str(p) for p in info.value.problems] == [
-        f"node 'depth' param 'path': file not found: 'dpt-hybrid-midas'; put it into {folder}"]
+        f"node 'depth' param 'path': file not found: 'dpt-hybrid-midas'; put it into {folder}",
+        f"node 'pose' param 'path': file not found: 'vitpose-base-simple'; put it into {folder}"]
 
 
 @pytest.fixture(scope="module")
@@ -112,3 +115,53 @@ def test_a_folder_that_is_no_depth_model_is_a_clear_error(engine, tmp_path):
     with pytest.raises(NodeError, match=r"node 'pre' \(DepthMap\) failed: param 'path': .*empty-model could not "
                                         r"be loaded as a transformers depth-estimation model"):
         run(engine, square(tmp_path), "DepthMap", path=str(tmp_path / "empty-model"))
+
+
+def test_draw_pose_uses_the_openpose_palette():
+    from app.sd.control_images import COLORS, draw_pose
+    points = [(20, 10), (20, 20), (12, 20), (10, 30), (10, 40), (28, 20), (30, 30), (30, 40), (15, 40), (15, 50),
+              (15, 58), (25, 40), (25, 50), (25, 58), (13, 3), (27, 3), None, None]
+    canvas = draw_pose(64, 40, points)
+    colours = {tuple(c) for c in canvas.reshape(-1, 3).tolist()}
+    palette = set(COLORS) | {tuple(int(x * 0.6) for x in c) for c in COLORS} | {(0, 0, 0)}
+    assert colours <= palette and len(colours) > 10
+    assert tuple(canvas[10, 20]) == COLORS[0]  # the nose dot is drawn over the limbs
+    assert not canvas[:, :4].any()  # nothing far from the body
+
+
+@pytest.fixture(scope="module")
+def tiny_pose_model(tmp_path_factory):
+    from transformers import VitPoseBackboneConfig, VitPoseConfig, VitPoseForPoseEstimation, VitPoseImageProcessor
+    path = tmp_path_factory.mktemp("annotators") / "tiny-vitpose"
+    torch.manual_seed(0)
+    backbone = VitPoseBackboneConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37,
+                                     image_size=[64, 48], patch_size=[16, 16], out_indices=[2])
+    VitPoseForPoseEstimation(VitPoseConfig(backbone_config=backbone, num_labels=17)).save_pretrained(path)
+    VitPoseImageProcessor(size={"height": 64, "width": 48}).save_pretrained(path)
+    return path
+
+
+def test_pose_map_draws_the_models_keypoints(engine, tmp_path, tiny_pose_model):
+    from transformers import AutoProcessor, VitPoseForPoseEstimation
+    from app.sd import control_images
+    path = square(tmp_path, size=48)
+    out = run_rgb(engine, path, "PoseMap", path=str(tiny_pose_model), threshold=0.0)
+    processor = AutoProcessor.from_pretrained(tiny_pose_model)
+    model = VitPoseForPoseEstimation.from_pretrained(tiny_pose_model)
+    boxes = [[[0, 0, 48, 48]]]
+    with torch.no_grad():
+        found = processor.post_process_pose_estimation(
+            model(**processor(Image.open(path).convert("RGB"), boxes=boxes, return_tensors="pt")), boxes=boxes)[0][0]
+    inside = [(int(x), int(y)) for x, y in found["keypoints"].numpy() if 0 <= x < 48 and 0 <= y < 48]
+    assert inside and all(out[y, x].any() for x, y in inside)  # a dot at every keypoint on the canvas
+    assert np.array_equal(out, control_images.draw_pose(48, 48, control_images._openpose_points(
+        found["keypoints"].numpy(), found["scores"].numpy(), 0.0)))
+
+
+def run_rgb(engine, image_path, type, **params):
+    doc = {"format": "latentloom.workflow", "version": 1, "nodes": {
+        "img": {"type": "LoadImage", "params": {"path": str(image_path)}},
+        "pre": {"type": type, "params": params, "inputs": {"image": ["img", "image"]}},
+        "save": {"type": "SaveImage", "inputs": {"image": ["pre", "image"]}}}}
+    image = engine.run(load(doc, catalog)).values["pre"]["image"]
+    return np.round(image[0].permute(1, 2, 0).numpy() * 255).astype(np.uint8)

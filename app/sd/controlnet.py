@@ -127,17 +127,29 @@ def control_image(image, height, width, batch, do_cfg, device, dtype):
     return torch.cat([image] * 2) if do_cfg else image
 
 
+def pooled(net):
+    """Shuffle-type ControlNets (global_pool_conditions) run in diffusers' guess mode."""
+    return bool(net.config.get("global_pool_conditions", False))
+
+
 class ControlGuide(guidance.Guide):
-    def __init__(self, net, spec, image, mask):
+    def __init__(self, net, spec, image, mask, do_cfg):
         self.net, self.spec, self.image, self.mask = net, spec, image, mask
+        self.cond_only = pooled(net) and do_cfg  # guess mode: the conditional half only, as diffusers
 
     def unet_kwargs(self, step, total, t, model_in, embeds):
         scale = self.spec.strength * keep(step, total, self.spec.start, self.spec.end)
         sample = model_in[:, :self.net.config.in_channels].contiguous()  # 9-channel U-Nets: the latents only
+        if self.cond_only:
+            half = sample.shape[0] // 2
+            sample, embeds = sample[half:], embeds[half:]
         dtype = self.net.dtype
         down, mid = self.net(sample.to(dtype), t, encoder_hidden_states=embeds.to(dtype),
-                             controlnet_cond=self.image, conditioning_scale=scale, guess_mode=False,
+                             controlnet_cond=self.image, conditioning_scale=scale, guess_mode=pooled(self.net),
                              return_dict=False)
+        if self.cond_only:  # nothing for the unconditional half
+            down = [torch.cat([torch.zeros_like(d), d]) for d in down]
+            mid = torch.cat([torch.zeros_like(mid), mid])
         down = tuple(self._masked(d).to(model_in.dtype) for d in down)
         return {"down_block_additional_residuals": down,
                 "mid_block_additional_residual": self._masked(mid).to(model_in.dtype)}
@@ -169,14 +181,14 @@ def make(env, spec, context):
     with env.controlnet(spec.controlnet) as net:
         _check_fits(net, context.get("unet_config"))
         device, dtype = net.device, net.dtype
-        image = control_image(spec.image, height, width, batch, cfg > 1.0, device, dtype)
+        image = control_image(spec.image, height, width, batch, cfg > 1.0 and not pooled(net), device, dtype)
         mask = None
         if spec.mask is not None:
             mask = torch.nn.functional.interpolate(spec.mask.float(), size=(h, w), mode="bilinear")
             mask = mask.repeat_interleave(batch if mask.shape[0] == 1 else 1, dim=0)
             mask = torch.cat([mask] * 2) if cfg > 1.0 else mask
             mask = mask.to(device)
-        yield ControlGuide(net, spec, image, mask)
+        yield ControlGuide(net, spec, image, mask, cfg > 1.0)
 
 
 guidance.MAKERS["controlnet"] = make
