@@ -5,6 +5,8 @@ crossings); then any node that sits in the band a wire passes through is pushed 
 wire from x1 to x2 stays between its two ends' heights (NodeGraphQt draws a curve with level
 tangents), so a node clear of that band is clear of the wire."""
 
+import random
+
 GAP_X, GAP_Y = 90.0, 50.0
 MARGIN = 14.0
 ROUNDS = 60
@@ -151,30 +153,38 @@ def _cost(wf, pos, sizes, port_y):
     return len(blocked(wf, pos, sizes, port_y)) + len(overlaps(pos, sizes))
 
 
-def untangle(wf, pos, sizes, port_y, margin=MARGIN):
-    """Move nodes that sit under a wire above or below it, whichever leaves fewer wires over
-    nodes and fewer overlaps (a small local search; the best layout seen wins)."""
-    pos = dict(pos)
+def untangle(wf, pos, sizes, port_y, margin=MARGIN, restarts=8):
+    """Move nodes off the wires they sit under: a small seeded local search (deterministic); each
+    step moves the blocked node above or below the wire, or levels the wire by moving one of its
+    ends; the layout with the fewest wires over nodes and overlaps wins."""
+    start = dict(pos)
     best, best_cost = dict(pos), _cost(wf, pos, sizes, port_y)
-    for _ in range(ROUNDS):
-        hits = blocked(wf, pos, sizes, port_y, margin)
-        if not hits and not overlaps(pos, sizes):
-            return pos
-        if hits:
-            nid, src, dst = hits[0]
-            wire = next(w for w in wires(wf, pos, sizes, port_y) if w[0] == src and w[1] == dst)
-            lo, hi = min(wire[3], wire[5]) - margin, max(wire[3], wire[5]) + margin
-        else:
-            nid, other = overlaps(pos, sizes)[0]
-            lo, hi = pos[other][1], pos[other][1] + sizes.get(other, (160.0, 60.0))[1] + GAP_Y
-        x, y = pos[nid]
-        h = sizes.get(nid, (160.0, 60.0))[1]
-        options = []
-        for new_y in (hi + 1.0, lo - h - 1.0):
-            trial = dict(pos)
-            trial[nid] = (x, new_y)
-            options.append((_cost(wf, trial, sizes, port_y), abs(new_y - y), trial))
-        cost, _, pos = min(options, key=lambda o: (o[0], o[1]))
-        if cost < best_cost:
-            best, best_cost = dict(pos), cost
+    for r in range(restarts):
+        rng = random.Random(r)
+        pos = dict(start)
+        for _ in range(ROUNDS):
+            hits = blocked(wf, pos, sizes, port_y, margin)
+            laps = overlaps(pos, sizes)
+            if not hits and not laps:
+                return pos
+            moves = []
+            if hits:
+                nid, src, dst = rng.choice(hits)
+                wire = next(w for w in wires(wf, pos, sizes, port_y) if w[0] == src and w[1] == dst)
+                lo, hi = min(wire[3], wire[5]) - margin, max(wire[3], wire[5]) + margin
+                h = sizes.get(nid, (160.0, 60.0))[1]
+                moves = [(nid, hi + 1.0), (nid, lo - h - 1.0), (dst, pos[dst][1] + wire[3] - wire[5]),
+                         (src, pos[src][1] + wire[5] - wire[3])]
+            if laps:
+                a, b = rng.choice(laps)
+                moves.append((a, pos[b][1] + sizes.get(b, (160.0, 60.0))[1] + GAP_Y))
+            options = []
+            for who, new_y in moves:
+                trial = dict(pos)
+                trial[who] = (trial[who][0], round(new_y, 1))
+                options.append((_cost(wf, trial, sizes, port_y), trial))
+            low = min(c for c, _ in options)
+            pos = rng.choice([t for c, t in options if c == low])
+            if low < best_cost:
+                best, best_cost = dict(pos), low
     return best

@@ -5,6 +5,7 @@ the worker thread and reach the UI as queued signals (Qt.QueuedConnection), in
 order. The session builds its runtime (torch, the model store) lazily on the
 worker, on the first run, so opening the editor stays fast.
 """
+import time
 from dataclasses import dataclass, field
 
 from app.ui import qtcompat  # noqa: F401  (first: binding work-arounds)
@@ -102,8 +103,11 @@ class Runner(QObject):
         self.job = None
         self.finished.emit(result, error)
 
-    def shutdown(self, wait_ms=60000):
-        """Cancel a run in progress and stop the thread (on window close)."""
+    def shutdown(self):
+        """Cancel a run in progress and stop the thread (on window close). It waits for the worker
+        to return (a run stops at its next step; the first import of torch finishes), since a
+        QThread destroyed while running aborts the process."""
         self.cancel()
         self.thread.quit()
-        self.thread.wait(wait_ms)
+        while not self.thread.wait(0):  # QThread.wait keeps the GIL: sleep instead, so the worker can finish
+            time.sleep(0.02)
