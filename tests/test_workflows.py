@@ -37,7 +37,7 @@ def tiny_overrides(doc, tiny_dir, lora_file):
         elif t == "ResizeImage":
             sets += [f"{nid}.width=64", f"{nid}.height=64"]
         elif t == "TrainLoRA":
-            sets += [f"{nid}.steps=2", f"{nid}.resolution=64"]
+            sets += [f"{nid}.steps=2", f"{nid}.resolution=64", f"{nid}.data={WORKFLOWS / node['params']['data']}"]
     return [x for s in sets for x in ("--set", s)]
 
 
@@ -57,9 +57,8 @@ def test_shipped_workflow_runs_on_the_tiny_model(path, tiny_dir, request, tmp_pa
     lora_file = request.getfixturevalue("lora_file") if needs_lora else None
     report = tmp_path / "report.json"
     if doc.pop("sweep", None) is not None:  # one plain run here (sweeps: tests/test_train.py and others)
-        path = path.parent / f".{path.stem}-nosweep-{tmp_path.name}.json"
+        path = tmp_path / path.name
         path.write_text(json.dumps(doc))
-        request.addfinalizer(path.unlink)
     code = main(["run", str(path), *tiny_overrides(doc, tiny_dir, lora_file), "--out", str(tmp_path / "out"),
                  "--device", "cpu", "--quiet", "--report", str(report)])
     assert code == 0
