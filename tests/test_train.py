@@ -91,6 +91,25 @@ def test_step_zero_is_the_base_model(engine, runtime, tiny_dir, images, tmp_path
     assert np.array_equal(engine_image(engine, lora_doc(tiny_dir, path)), engine_image(engine, lora_doc(tiny_dir)))
 
 
+def test_checkpointing_and_v_prediction(runtime, tiny_dir, images, tmp_path):
+    import shutil
+    model, clip, vae = handles(runtime, tiny_dir)
+    dataset = datasets.load(images, 32)
+    runs = []
+    for gc in (False, True):
+        trainer = loop.Trainer(runtime, model, clip, vae, dataset, loop.Config(
+            lr=1e-2, resolution=32, text_encoder=True, batch=2, gradient_checkpointing=gc))
+        runs.append([trainer.step() for _ in range(3)])
+    assert runs[0] == runs[1]  # checkpointing saves memory, not results
+    assert trainer.config.prediction_type == "epsilon"
+    v_dir = tmp_path / "tiny-v"
+    shutil.copytree(tiny_dir, v_dir)
+    config = v_dir / "scheduler" / "scheduler_config.json"
+    config.write_text(json.dumps({**json.loads(config.read_text()), "prediction_type": "v_prediction"}))
+    v = loop.Trainer(runtime, *runtime.load_checkpoint(f"test:{v_dir}", str(v_dir)), dataset, loop.Config(resolution=32))
+    assert v.config.prediction_type == "v_prediction" and v.step() != runs[0][0]
+
+
 # -- the file ------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def trained(tiny_dir, images, tmp_path_factory):

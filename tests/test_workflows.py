@@ -37,7 +37,7 @@ def tiny_overrides(doc, tiny_dir, lora_file, controlnet_dir=None):
         elif t == "LatentUpscale":
             sets += [f"{nid}.width=96", f"{nid}.height=96"]
         elif t == "TrainLoRA":
-            sets += [f"{nid}.steps=2", f"{nid}.resolution=64"]
+            sets += [f"{nid}.steps=2", f"{nid}.resolution=64", f"{nid}.data={WORKFLOWS / node['params']['data']}"]
     return [x for s in sets for x in ("--set", s)]
 
 
@@ -73,9 +73,9 @@ def test_shipped_workflow_runs_on_the_tiny_model(path, tiny_dir, request, tmp_pa
     report = tmp_path / "report.json"
     sets = tiny_overrides(doc, tiny_dir, *extra_files(doc, request))
     if doc.pop("sweep", None) is not None:  # one plain run here (sweeps: tests/test_sweep.py, test_train.py)
-        path = path.parent / f".{path.stem}-nosweep-{tmp_path.name}.json"
+        path = tmp_path / path.name
         path.write_text(json.dumps(doc))
-        request.addfinalizer(path.unlink)
+        (tmp_path / "inputs").symlink_to(WORKFLOWS / "inputs")
     code = main(["run", str(path), *sets, "--out", str(tmp_path / "out"),
                  "--device", "cpu", "--quiet", "--report", str(report)])
     assert code == 0

@@ -253,8 +253,10 @@ def _trainable_copy(module, dtype):
 
 
 def _checkpointing(module):
-    if hasattr(module, "enable_gradient_checkpointing"):
+    if hasattr(module, "enable_gradient_checkpointing"):  # diffusers
         module.enable_gradient_checkpointing()
+    elif hasattr(module, "activation_checkpointing_enable"):  # transformers 5
+        module.activation_checkpointing_enable({"use_reentrant": False})
     else:
         module.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
 
