@@ -12,7 +12,6 @@ from safetensors import safe_open
 
 import diffusers
 from app.cli import main
-from app.core.errors import UserError
 from app.core.validate import load
 from app.engine import events as ev
 from app.engine.cancel import CancelToken, Cancelled
@@ -106,7 +105,8 @@ def test_checkpointing_and_v_prediction(runtime, tiny_dir, images, tmp_path):
     shutil.copytree(tiny_dir, v_dir)
     config = v_dir / "scheduler" / "scheduler_config.json"
     config.write_text(json.dumps({**json.loads(config.read_text()), "prediction_type": "v_prediction"}))
-    v = loop.Trainer(runtime, *runtime.load_checkpoint(f"test:{v_dir}", str(v_dir)), dataset, loop.Config(resolution=32))
+    v_handles = runtime.load_checkpoint(f"test:{v_dir}", str(v_dir))
+    v = loop.Trainer(runtime, *v_handles, dataset, loop.Config(resolution=32))
     assert v.config.prediction_type == "v_prediction" and v.step() != runs[0][0]
 
 
@@ -362,11 +362,13 @@ def test_node_cancel_leaves_no_lora_and_continues(engine, runtime, tiny_dir, ima
         e.message for e in events if isinstance(e, ev.NodeLog)]
     fresh = Engine(catalog, output_dir=tmp_path / "fresh", env=runtime, previews=False)
     whole = run_doc(fresh, doc)
-    assert Path(resumed.values["train"]["lora"].path).read_bytes() == Path(whole.values["train"]["lora"].path).read_bytes()
+    files = [Path(r.values["train"]["lora"].path) for r in (resumed, whole)]
+    assert files[0].read_bytes() == files[1].read_bytes()
     # A new process (an empty cache) finds the finished file instead of training again.
     events.clear()
     later = run_doc(Engine(catalog, output_dir=tmp_path / "fresh", env=runtime, previews=False), doc, events=events)
-    assert "train" in later.executed and not [e for e in events if isinstance(e, ev.NodeProgress) and e.node_id == "train"]
+    assert "train" in later.executed
+    assert not [e for e in events if isinstance(e, ev.NodeProgress) and e.node_id == "train"]
 
 
 def test_node_shows_a_live_loss_curve(runtime, tiny_dir, images, tmp_path):

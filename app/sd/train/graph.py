@@ -25,9 +25,9 @@ def train(ctx, model, clip, config, caption, name):
         port = "model" if model.loras else "clip"
         raise UserError(f"input {port!r} already carries a LoRA: train on the checkpoint's own model and clip")
     loop.check_config(config, lambda p: f"param {p!r}")
-    key = _key(ctx, model, clip, config, caption)
+    stem = safe_stem(name, "lora")
     folder = target_dir(ctx.output_dir, "loras/lora")
-    out = folder / f"{safe_stem(name, 'lora')}_{key[:12]}.safetensors"
+    out = folder / f"{stem}_{_key(ctx, model, clip, config, caption)[:12]}.safetensors"
     losses = log.read(out.with_suffix(""))
     if out.is_file() and losses is not None:
         ctx.log(f"found {out.name} (same data and params): not training again")
@@ -38,7 +38,7 @@ def train(ctx, model, clip, config, caption, name):
     from app.sd.handles import VaeHandle
     trainer = loop.Trainer(ctx.env, model, clip, VaeHandle(model.checkpoint), dataset, config, where="input 'model'")
     data = saves.data_hash(dataset)
-    state = folder / f".{safe_stem(name, 'lora')}_{_key(ctx, model, clip, replace(config, steps=0), caption)[:12]}.trainstate"
+    state = folder / f".{stem}_{_key(ctx, model, clip, replace(config, steps=0), caption)[:12]}.trainstate"
     _resume(ctx, trainer, state, data)
     _loop(ctx, trainer, state, data)
     source = ctx.env.checkpoint_source(model)
