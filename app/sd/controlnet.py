@@ -162,10 +162,12 @@ class ControlGuide(guidance.Guide):
 
 
 def _check_fits(net, unet_config):
+    """Refuse a ControlNet whose residuals cannot add to this U-Net's."""
+    def listed(v):
+        return list(v) if isinstance(v, (list, tuple)) else [v]
     for key in ("block_out_channels", "cross_attention_dim"):
         have, want = net.config.get(key), (unet_config or {}).get(key, net.config.get(key))
-        if list(have if isinstance(have, (list, tuple)) else [have]) != \
-                list(want if isinstance(want, (list, tuple)) else [want]):
+        if listed(have) != listed(want):
             raise UserError(f"the ControlNet does not fit this model: its {key} is {have}, the U-Net's is {want}")
 
 
