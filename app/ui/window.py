@@ -203,7 +203,7 @@ class MainWindow(QMainWindow):
     def _stale(self, nid):
         if nid in self.doc.workflow.nodes and not self.runner.busy:
             for n in {nid} | self.doc.workflow.downstream(nid):
-                if self.view.state(n) != "missing":
+                if n == nid or self.view.state(n) != "missing":  # an edit clears its own node's mark
                     self.view.set_state(n, None)
 
     def _selection_changed(self, ids):

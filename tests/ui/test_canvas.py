@@ -88,6 +88,8 @@ def test_missing_models_are_reported_once_when_a_workflow_opens(make_window, set
     assert w.view.state("ckpt") == "missing" and w.view.state("lora") == "missing"
     assert "file not found" in w.view.nodes["lora"].view.message_text()
     assert w.view.state("sampler") is None
+    w.doc.set_param("lora", "strength_model", 0.5)     # an edit clears that node's mark only
+    assert w.view.state("lora") is None and w.view.state("ckpt") == "missing"
 
 
 def test_seed_after_run_increment_and_randomize(window, qtbot, tiny_dir, tmp_path):
