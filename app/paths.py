@@ -5,3 +5,4 @@ ROOT = Path(__file__).resolve().parents[1]
 RESOURCES = ROOT / "resources"
 WORKFLOWS = ROOT / "workflows"
 FONT = RESOURCES / "fonts" / "DejaVuSans.ttf"
+GUIDE = ROOT / "docs" / "editor.md"  # the editor guide (a source checkout; F1 shows shortcuts without it)

@@ -2,7 +2,6 @@
 nodes reach models only through the runtime's typed API."""
 import subprocess
 import sys
-from pathlib import Path
 
 from tests.conftest import ROOT
 

@@ -2,7 +2,6 @@
 
 IMAGE: float32 [B, 3, H, W] in 0..1. MASK: float32 [B, 1, H, W] in 0..1, 1 = repaint.
 """
-from pathlib import Path
 
 import numpy as np
 import torch

@@ -8,10 +8,11 @@ from pathlib import Path
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from app.core.workflow import WorkflowError
+from app import paths
 
 EDITOR_UI_KEY = "editor"  # the editor's state inside the workflow's top-level "ui"
 FILE_FIELD = re.compile(r"^param '([^']+)'$")  # how the session's file checks name the param
-DEFAULT_WORKFLOW = Path(__file__).resolve().parents[2] / "workflows" / "txt2img.json"
+DEFAULT_WORKFLOW = paths.WORKFLOWS / "txt2img.json"
 
 
 class Files:

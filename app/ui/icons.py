@@ -2,13 +2,13 @@
 machine (no emoji font needed)."""
 from app.ui import qtcompat  # noqa: F401  (first: binding work-arounds)
 from functools import lru_cache
-from pathlib import Path
 
 from PySide6.QtCore import QByteArray, Qt
 from PySide6.QtGui import QIcon, QPainter, QPixmap
 from PySide6.QtSvg import QSvgRenderer
+from app import paths
 
-ICONS = Path(__file__).resolve().parents[2] / "resources" / "icons"
+ICONS = paths.RESOURCES / "icons"
 SIZES = (16, 24, 32, 48)
 COLOR = {"dark": "#d6d9e0", "light": "#3a3d44"}
 current = {"theme": "dark"}

@@ -1,15 +1,15 @@
 """The window's actions, menus and toolbar, and the help (F1): the guide and the shortcuts."""
 from app.ui import qtcompat  # noqa: F401  (first: binding work-arounds)
 import html
-from pathlib import Path
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QMenu, QTabWidget, QTextBrowser, QVBoxLayout
 
 from app.ui.icons import icon
+from app import paths
 
-GUIDE = Path(__file__).resolve().parents[2] / "docs" / "editor.md"
+GUIDE = paths.GUIDE
 GESTURES = [
     ("Tab / right-click on the canvas", "Search and add a node"),
     ("Drag from the Nodes list", "Add a node where it is dropped"),
