@@ -9,6 +9,8 @@ CATEGORIES = {
     "sampling": (32, 64, 72),
     "image": (34, 52, 82),
     "mask": (38, 70, 44),
+    "controlnet": (30, 72, 58),
+    "training": (84, 72, 30),
 }
 DEFAULT = (52, 54, 62)
 DEFAULT_PORT = (175, 175, 175)

@@ -126,7 +126,7 @@ def test_palette_stays_on_screen_and_matches_fuzzily(window):
     window.palette.set_filter("smplr")
     assert window.palette.visible_types()[0] == "Sampler"
     window.palette.set_filter("lora")
-    assert window.palette.visible_types() == ["LoadLoRA"]
+    assert window.palette.visible_types() == ["LoadLoRA", "TrainLoRA"]
 
 
 def test_node_ids_come_from_the_type_words(window):

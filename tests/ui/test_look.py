@@ -85,3 +85,10 @@ def test_auto_layout_puts_no_wire_under_a_node(window, tmp_path):
     assert blocked(window.doc.workflow, pos, window.view.sizes(), window.view.port_y) == []
     window.doc.undo_stack.undo()
     assert not window.doc.dirty
+
+
+def test_shipped_workflows_open_with_no_wire_under_a_node(window):
+    for path in sorted(WORKFLOWS.glob("*.json")):
+        assert window.open_path(str(path), ask=False), path.name
+        pos = {nid: window.doc.pos(nid) for nid in window.doc.workflow.nodes}
+        assert blocked(window.doc.workflow, pos, window.view.sizes(), window.view.port_y) == [], path.name
