@@ -86,6 +86,9 @@ def sampler(ctx, model, positive, negative, latent, noise, scheduler, steps, cfg
 
     if getattr(scheduler, "comfyui", False):
         from app.sd.comfy import sample
+        if guidance_rescale or positive.guides or negative.guides:
+            from app.core.errors import UserError
+            raise UserError("ComfyUI sampling does not support guidance_rescale or ControlNet guides yet")
         with ctx.env.unet(model) as unet:
             samples = sample.sample(unet, positive, negative, latent, noise.seed, scheduler, steps, cfg,
                                     denoise, progress)

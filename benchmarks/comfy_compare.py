@@ -1,0 +1,136 @@
+"""Imported ComfyUI graphs against ComfyUI itself: PSNR of our render vs ComfyUI's, per sampler.
+
+    python -m benchmarks.comfy_compare --comfyui ~/src/ComfyUI [--python PY] [--work DIR]
+
+Builds a random-weight SD 1.5-like checkpoint (full CLIP-L text encoder and VAE; a U-Net with
+SD 1.5's first widths and context size, two levels of one layer each, so that ComfyUI detects it
+as SD 1.5 and a CPU renders it in seconds; nothing is downloaded), renders every case with
+ComfyUI's nodes (`--cpu --force-fp32 --fp32-text-enc`, in a separate process: benchmarks/
+comfy_render.py) and with Latent Loom from the equivalent ComfyUI API prompt, and prints PSNR.
+"""
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLERS = ["euler", "euler_ancestral", "heun", "dpm_2", "dpm_2_ancestral", "lms", "dpmpp_2m", "dpmpp_2m_sde",
+            "dpmpp_sde", "ddim", "ddpm", "lcm"]
+SCHEDULERS = ["normal", "karras", "exponential", "simple", "sgm_uniform", "ddim_uniform", "beta"]
+BASE = dict(positive="a (red:1.3) fox in the snow, detailed", negative="blurry", width=64, height=64, seed=7,
+            steps=6, cfg=6.0)
+
+
+def cases():
+    out = [dict(BASE, name=f"{s}-karras", sampler=s, scheduler="karras") for s in SAMPLERS]
+    out += [dict(BASE, name=f"euler-{s}", sampler="euler", scheduler=s) for s in SCHEDULERS if s != "karras"]
+    out += [dict(BASE, name="euler-normal-clipskip", sampler="euler", scheduler="normal", clip_skip=1),
+            dict(BASE, name="dpmpp_2m-normal-cfg1", sampler="dpmpp_2m", scheduler="normal", cfg=1.0)]
+    return out
+
+
+def build_checkpoint(folder):
+    """checkpoints/mid.safetensors (original layout) and mid-config/ (its diffusers configs)."""
+    import torch
+    from diffusers import AutoencoderKL, PNDMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+    from tests.support.original_layout import save_original_checkpoint, write_config_dir
+    ckpt = folder / "checkpoints" / "mid.safetensors"
+    if ckpt.exists():
+        return ckpt, folder / "mid-config"
+    res = ROOT / "resources" / "sd15"
+    torch.manual_seed(0)
+    unet_config = json.loads((res / "unet" / "config.json").read_text())
+    unet_config.update(layers_per_block=1, block_out_channels=[320, 640],
+                       down_block_types=["CrossAttnDownBlock2D", "DownBlock2D"],
+                       up_block_types=["UpBlock2D", "CrossAttnUpBlock2D"])
+    unet = UNet2DConditionModel.from_config(unet_config)
+    with torch.no_grad():
+        for p in unet.conv_out.parameters():
+            p.mul_(20)  # random weights give outputs too flat to tell samplers apart
+    vae = AutoencoderKL.from_config(json.loads((res / "vae" / "config.json").read_text()))
+    te = CLIPTextModel(CLIPTextConfig.from_pretrained(res / "text_encoder"))
+    pipe = StableDiffusionPipeline(unet=unet, vae=vae, text_encoder=te, tokenizer=CLIPTokenizer.from_pretrained(
+        res / "tokenizer"), scheduler=PNDMScheduler.from_pretrained(res / "scheduler"), safety_checker=None,
+        feature_extractor=None, requires_safety_checker=False)
+    ckpt.parent.mkdir(parents=True, exist_ok=True)
+    save_original_checkpoint(pipe, ckpt)
+    write_config_dir(pipe, folder / "mid-config")
+    return ckpt, folder / "mid-config"
+
+
+def api_prompt(case):
+    clip = ["4", 1]
+    p = {"4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "mid.safetensors"}}}
+    if case.get("clip_skip"):
+        p["10"] = {"class_type": "CLIPSetLastLayer", "inputs": {"stop_at_clip_layer": -1 - case["clip_skip"],
+                                                                "clip": clip}}
+        clip = ["10", 0]
+    p.update({
+        "6": {"class_type": "CLIPTextEncode", "inputs": {"text": case["positive"], "clip": clip}},
+        "7": {"class_type": "CLIPTextEncode", "inputs": {"text": case["negative"], "clip": clip}},
+        "5": {"class_type": "EmptyLatentImage", "inputs": {"width": case["width"], "height": case["height"],
+                                                           "batch_size": 1}},
+        "3": {"class_type": "KSampler", "inputs": {
+            "seed": case["seed"], "steps": case["steps"], "cfg": case["cfg"], "sampler_name": case["sampler"],
+            "scheduler": case["scheduler"], "denoise": case.get("denoise", 1.0), "model": ["4", 0],
+            "positive": ["6", 0], "negative": ["7", 0], "latent_image": ["5", 0]}},
+        "8": {"class_type": "VAEDecode", "inputs": {"samples": ["3", 0], "vae": ["4", 2]}},
+        "9": {"class_type": "SaveImage", "inputs": {"filename_prefix": case["name"], "images": ["8", 0]}},
+    })
+    return p
+
+
+def psnr(a, b):
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return math.inf if mse == 0 else 10 * math.log10(255.0 ** 2 / mse)
+
+
+def render_ours(work, config_dir, all_cases):
+    from PIL import Image
+    from app.session import Session
+    session = Session(models_dirs=[work], output_dir=work / "ours", device="cpu")
+    out = {}
+    for case in all_cases:
+        path = work / "prompts" / f"{case['name']}.json"
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(json.dumps(api_prompt(case)))
+        prepared = session.load(path, [f"4.config={json.dumps(str(config_dir))}", '4.dtype="fp32"'])
+        out[case["name"]] = np.array(Image.open(session.run(prepared).outputs[0]))
+    return out
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--comfyui", required=True, help="a ComfyUI checkout whose requirements are importable")
+    ap.add_argument("--python", default=sys.executable, help="the Python that runs ComfyUI")
+    ap.add_argument("--comfy-pythonpath", default="", help="PYTHONPATH for the ComfyUI process (its requirements)")
+    ap.add_argument("--work", default="comfy-compare", help="scratch folder")
+    args = ap.parse_args(argv)
+    work = Path(args.work).resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    ckpt, config_dir = build_checkpoint(work)
+    all_cases = cases()
+    (work / "cases.json").write_text(json.dumps({"checkpoints": str(ckpt.parent), "checkpoint": ckpt.name,
+                                                 "cases": all_cases}))
+    subprocess.run([args.python, str(ROOT / "benchmarks" / "comfy_render.py"), str(Path(args.comfyui).resolve()),
+                    str(work / "cases.json"), str(work / "comfyui")], check=True, cwd=work,
+                   env={**os.environ, "PYTHONPATH": args.comfy_pythonpath})
+    ours = render_ours(work, config_dir, all_cases)
+    from PIL import Image
+    rows = []
+    for case in all_cases:
+        theirs = np.array(Image.open(work / "comfyui" / f"{case['name']}.png"))
+        rows.append({"case": case["name"], "psnr_db": round(psnr(ours[case["name"]], theirs), 2),
+                     "equal": bool(np.array_equal(ours[case["name"]], theirs))})
+        print(f"{case['name']:32s} {rows[-1]['psnr_db']:7.2f} dB{'  (identical)' if rows[-1]['equal'] else ''}")
+    (work / "results.json").write_text(json.dumps(rows, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,46 @@
+"""Render cases with ComfyUI's own nodes (run by benchmarks/comfy_compare.py in a separate process,
+with a ComfyUI checkout first on sys.path; none of this repository is imported here).
+
+    python benchmarks/comfy_render.py COMFYUI_DIR CASES_JSON OUT_DIR
+"""
+import json
+import sys
+from pathlib import Path
+
+
+def main(comfy_dir, cases_path, out_dir):
+    sys.argv = ["main.py", "--cpu", "--force-fp32", "--fp32-text-enc"]
+    sys.path.insert(0, comfy_dir)
+    import comfy.options
+    comfy.options.enable_args_parsing()
+    import numpy as np
+    import torch
+    from PIL import Image
+    import folder_paths
+    import nodes
+    cases = json.loads(Path(cases_path).read_text())
+    folder_paths.add_model_folder_path("checkpoints", cases["checkpoints"])
+    model, clip, vae = nodes.CheckpointLoaderSimple().load_checkpoint(cases["checkpoint"])[:3]
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    for case in cases["cases"]:
+        with torch.inference_mode():  # as ComfyUI's executor runs nodes
+            render(nodes, model, clip, vae, case, out, np, Image)
+        print(case["name"], flush=True)
+
+
+def render(nodes, model, clip, vae, case, out, np, Image):
+    if case.get("clip_skip"):
+        clip = nodes.CLIPSetLastLayer().set_last_layer(clip, -1 - case["clip_skip"])[0]
+    pos = nodes.CLIPTextEncode().encode(clip, case["positive"])[0]
+    neg = nodes.CLIPTextEncode().encode(clip, case["negative"])[0]
+    latent = nodes.EmptyLatentImage().generate(case["width"], case["height"], 1)[0]
+    samples = nodes.common_ksampler(model, case["seed"], case["steps"], case["cfg"], case["sampler"],
+                                    case["scheduler"], pos, neg, latent, denoise=case.get("denoise", 1.0))[0]
+    image = nodes.VAEDecode().decode(vae, samples)[0]
+    array = np.clip(255.0 * image[0].cpu().numpy(), 0, 255).astype(np.uint8)  # SaveImage's conversion
+    Image.fromarray(array).save(out / f"{case['name']}.png")
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:4])
