@@ -39,7 +39,13 @@ OURS = {"format": "latentloom.workflow", "version": 2, "nodes": {
 
 
 def nodes_of(doc):
-    return {nid: {"type": n["type"], "params": n.get("params", {}), "inputs": n.get("inputs", {})}
+    """Nodes with every param filled in from the catalog's defaults: equal graphs compare equal."""
+    from nodes import catalog
+
+    def params(n):
+        spec = catalog.get(n["type"])
+        return {**(spec.defaults() if spec else {}), **n.get("params", {})}
+    return {nid: {"type": n["type"], "params": params(n), "inputs": n.get("inputs", {})}
             for nid, n in doc["nodes"].items()}
 
 
