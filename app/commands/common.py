@@ -10,7 +10,8 @@ def session_from(args, previews=False):
     from app.session import Session, models_dirs_from
     return Session(models_dirs=models_dirs_from(getattr(args, "models", None)),
                    output_dir=getattr(args, "out", "output"), device=getattr(args, "device", "auto"),
-                   allow_pickle=getattr(args, "allow_pickle_checkpoints", False), previews=previews)
+                   allow_pickle=getattr(args, "allow_pickle_checkpoints", False), previews=previews,
+                   compile=getattr(args, "compile", False), lowvram=getattr(args, "lowvram", False))
 
 
 def print_problems(err):
@@ -32,6 +33,11 @@ def add_run_options(parser):
     parser.add_argument("--quiet", action="store_true", help="no progress output")
     parser.add_argument("--allow-pickle-checkpoints", action="store_true",
                         help="load legacy .ckpt files (with torch.load(weights_only=True))")
+    parser.add_argument("--compile", action="store_true",
+                        help="torch.compile the U-Net and VAE decoder (channels_last, fused QKV); the first "
+                        "run compiles, later runs reuse the graphs; eager where no compiler works")
+    parser.add_argument("--lowvram", action="store_true",
+                        help="keep models in RAM and move each to the GPU only while it is used")
 
 
 def check_report_path(path):

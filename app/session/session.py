@@ -39,11 +39,12 @@ def models_dirs_from(args_dirs=None):
 
 class Session:
     def __init__(self, catalog=None, models_dirs=("models",), output_dir="output", device="auto",
-                 allow_pickle=False, previews=False):
+                 allow_pickle=False, previews=False, compile=False, lowvram=False):
         if catalog is None:
             from nodes import catalog
         self.catalog = catalog
         self.device, self.allow_pickle = device, allow_pickle
+        self.compile, self.lowvram = compile, lowvram  # speed settings (app.sd.speed, app.sd.offload)
         self.engine = Engine(catalog, output_dir=str(output_dir), models_dirs=[str(d) for d in models_dirs],
                              env=None, previews=previews)
 
@@ -52,24 +53,29 @@ class Session:
     def output_dir(self):
         return self.engine.output_dir
 
-    def configure(self, output_dir=None, models_dirs=None, device=None):
-        """New settings apply from the next run; a new device drops the runtime and the cache."""
+    def configure(self, output_dir=None, models_dirs=None, device=None, compile=None, lowvram=None):
+        """New settings apply from the next run; a new device, compile or lowvram setting drops the
+        runtime and the cache."""
         if output_dir is not None:
             self.engine.output_dir = str(output_dir)
         if models_dirs is not None:
             self.engine.models_dirs = [str(d) for d in models_dirs]
-        if device is not None and device != self.device:
-            self.device = device
-            if self.engine.env is not None:
-                self.engine.env = None
-                self.engine.cache.clear()
+        changed = False
+        for name, value in (("device", device), ("compile", compile), ("lowvram", lowvram)):
+            if value is not None and value != getattr(self, name):
+                setattr(self, name, value)
+                changed = True
+        if changed and self.engine.env is not None:
+            self.engine.env = None
+            self.engine.cache.clear()
 
     @property
     def runtime(self):
         """The torch runtime (device and model store), built on first use and kept."""
         if self.engine.env is None:
             from app.sd.runtime import Runtime
-            self.engine.env = Runtime(self.device, allow_pickle=self.allow_pickle)
+            self.engine.env = Runtime(self.device, allow_pickle=self.allow_pickle, compile=self.compile,
+                                      lowvram=self.lowvram)
         return self.engine.env
 
     @property
