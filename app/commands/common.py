@@ -38,6 +38,23 @@ def add_run_options(parser):
                         "run compiles, later runs reuse the graphs; eager where no compiler works")
     parser.add_argument("--lowvram", action="store_true",
                         help="keep models in RAM and move each to the GPU only while it is used")
+    parser.add_argument("--workers", type=int, metavar="N",
+                        help="run sweep cells on N local worker processes (one per GPU, or N CPU workers)")
+    parser.add_argument("--ray", metavar="ADDRESS",
+                        help="run sweep cells on Ray actors: a cluster address (ray://host:10001, auto) or "
+                        "'local' (needs the [ray] extra)")
+
+
+def dispatch_from(args, session):
+    """--workers / --ray -> a sweep dispatch (None: in this process). Raises UserError."""
+    workers, ray = getattr(args, "workers", None), getattr(args, "ray", None)
+    if ray:
+        from app.session.ray_dispatch import RayActors
+        return RayActors(ray, workers, session.device)
+    if workers is not None:
+        from app.session.workers import LocalWorkers
+        return LocalWorkers(workers, session.device)
+    return None
 
 
 def check_report_path(path):

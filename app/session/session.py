@@ -203,7 +203,12 @@ class Session:
                                document=document if document is not None else prepared.document,
                                base_dirs=prepared.base_dirs)
 
-    def sweep(self, prepared, on_event=None, on_cell=None, cancel=None):
-        """Run every cell of a prepared sweep; see app.session.sweeping."""
+    def sweep(self, prepared, on_event=None, cancel=None, dispatch=None):
+        """Run every cell of a prepared sweep; see app.session.sweeping (dispatch: app.session.workers)."""
         from app.session.sweeping import run_sweep
-        return run_sweep(self, prepared, on_event=on_event, on_cell=on_cell, cancel=cancel)
+        return run_sweep(self, prepared, on_event=on_event, cancel=cancel, dispatch=dispatch)
+
+    def settings(self):
+        """What a worker process needs to build an equal session (app.session.workers)."""
+        return dict(models_dirs=list(self.engine.models_dirs), device=self.device, allow_pickle=self.allow_pickle,
+                    compile=self.compile, lowvram=self.lowvram)
