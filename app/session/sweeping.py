@@ -42,6 +42,7 @@ class SweepResult:
 
 def run_cell(session, prepared, cell, emit=None, cancel=None):
     """One cell through the session's engine and cache. A failed cell has .error; raises Cancelled."""
+    session.runtime  # noqa: B018  (built once per session)
     res = CellResult(cell)
     cell_doc = copy.deepcopy(prepared.document)
     for node_id, param, value in cell.sets:
