@@ -134,6 +134,8 @@ def main(argv=None):
     ap.add_argument("--no-bf16", action="store_true", help="skip the explicit bf16 phase")
     ap.add_argument("--kind", choices=["sd15", "tiny"], default="sd15", help="tiny: a quick smoke run")
     ap.add_argument("--res", type=int, default=RES)
+    ap.add_argument("--assemble", metavar="DIR", help="only build the report from the phase files in DIR "
+                    "(an interrupted run's temp folder)")
     ap.add_argument("--phase", help=argparse.SUPPRESS)
     ap.add_argument("--model", help=argparse.SUPPRESS)
     ap.add_argument("--out", help=argparse.SUPPRESS)
@@ -152,6 +154,15 @@ def main(argv=None):
     from benchmarks.bench import build_model
     import torch
     from app.sd import speed
+    if args.assemble:
+        auto_dtype, why = speed.choose_dtype("auto", "cpu")
+        phases = {name: json.loads((Path(args.assemble) / f"{file}.json").read_text())
+                  for name, file in (("diffusers", "diffusers"), ("auto", "ours-auto"), ("fp32", "ours-fp32"),
+                                     ("bf16", "ours-bf16"), ("auto_compiled", "ours-compiled"))
+                  if (Path(args.assemble) / f"{file}.json").exists()}
+        args.compile = "auto_compiled" in phases
+        result = assemble(args.assemble, phases, "bf16" if auto_dtype == torch.bfloat16 else "fp32", why, args)
+        return _write(result, args)
     with tempfile.TemporaryDirectory() as tmp:
         model = Path(args.model_dir) if args.model_dir else Path(tmp) / "sd15"
         if not (model / "model_index.json").exists():
@@ -168,44 +179,54 @@ def main(argv=None):
             phases["bf16"] = run_phase(tmp, model, "ours-bf16", args, ["--dtype", "bf16"])
         if args.compile:
             phases["auto_compiled"] = run_phase(tmp, model, "ours-compiled", args, ["--dtype", "auto", "--compile"])
-        import numpy as np
-        images = {name: np.load(Path(tmp) / f"{'ours-' + name if name != 'diffusers' else name}.npy")
-                  for name in ("diffusers", "auto", "fp32", "bf16", "compiled") if
-                  (Path(tmp) / f"{'ours-' + name if name != 'diffusers' else name}.npy").exists()}
-    fp32_img = images.get("fp32", images["auto"] if auto == "fp32" else None)
-    bf16_img = images.get("bf16", images["auto"] if auto == "bf16" else None)
-    d = phases["diffusers"]
-    ratios = {"seed_edit_ratio": phases["auto"]["seed_edit_s"] / d["warm_s"],
-              "cold_ratio": phases["auto"]["cold_s"] / d["warm_s"],
-              "rss_ratio": phases["auto"]["peak_rss_mib"] / d["peak_rss_mib"]}
-    result = {
-        "benchmark": "cpu_bf16", "model": f"{args.kind} (random weights)", "res": RES,
-        "steps": STEPS, "scheduler": "DPM++ 2M Karras", "cfg": CFG, "runs": args.runs,
-        "machine": {"cpu": _cpu_name(), "cores": os.cpu_count(), "torch": torch.__version__,
-                    "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
-                    "native_bf16": speed.native_bf16() or None, "python": platform.python_version()},
-        "auto_dtype": auto, "auto_reason": why,
-        "phases": phases, "ratios_vs_diffusers_warm_fp32": ratios,
-        "targets": {k: {"target": v, "value": ratios[k], "met": ratios[k] <= v} for k, v in TARGETS.items()},
-        "fp32_pixel_identical_to_diffusers": bool(fp32_img is not None and
-                                                  np.array_equal(fp32_img, images["diffusers"])),
-        "psnr_bf16_vs_fp32_db": psnr(bf16_img, fp32_img) if bf16_img is not None and fp32_img is not None else None,
-    }
-    if "bf16" in phases:
-        result["bf16_ratios_vs_diffusers_warm_fp32"] = {
-            "seed_edit_ratio": phases["bf16"]["seed_edit_s"] / d["warm_s"],
-            "cold_ratio": phases["bf16"]["cold_s"] / d["warm_s"],
-            "rss_ratio": phases["bf16"]["peak_rss_mib"] / d["peak_rss_mib"]}
-    if args.compile:
-        c = phases["auto_compiled"]
-        result["compile"] = {"compile_s": c["compile_s"], "seed_edit_s": c["seed_edit_s"],
-                             "gain_vs_eager": phases["auto"]["seed_edit_s"] / c["seed_edit_s"],
-                             "psnr_vs_eager_db": psnr(images["compiled"], images["auto"])}
+        result = assemble(tmp, phases, auto, why, args)
+    return _write(result, args)
+
+
+def _write(result, args):
     text = json.dumps(result, indent=2, default=float)
     print(text)
     if args.json:
         Path(args.json).write_text(text + "\n")
     return 0
+
+
+def assemble(tmp, phases, auto, why, args):
+    """The report from the phases' JSON and images in folder tmp."""
+    import numpy as np
+    import torch
+    from app.sd import speed
+    files = {"diffusers": "diffusers", "auto": "ours-auto", "fp32": "ours-fp32", "bf16": "ours-bf16",
+             "compiled": "ours-compiled"}
+    images = {name: np.load(Path(tmp) / f"{f}.npy") for name, f in files.items() if (Path(tmp) / f"{f}.npy").exists()}
+    fp32_img = images.get("fp32", images["auto"] if auto == "fp32" else None)
+    bf16_img = images.get("bf16", images["auto"] if auto == "bf16" else None)
+    d = phases["diffusers"]
+
+    def ratios(side):
+        return {"seed_edit_ratio": side["seed_edit_s"] / d["warm_s"], "cold_ratio": side["cold_s"] / d["warm_s"],
+                "rss_ratio": side["peak_rss_mib"] / d["peak_rss_mib"]}
+    auto_ratios = ratios(phases["auto"])
+    result = {
+        "benchmark": "cpu_bf16", "model": f"{args.kind} (random weights)", "res": RES, "steps": STEPS,
+        "scheduler": "DPM++ 2M Karras", "cfg": CFG, "runs": args.runs,
+        "machine": {"cpu": _cpu_name(), "cores": os.cpu_count(), "torch": torch.__version__,
+                    "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
+                    "native_bf16": speed.native_bf16() or None, "python": platform.python_version()},
+        "auto_dtype": auto, "auto_reason": why, "phases": phases,
+        "ratios_vs_diffusers_warm_fp32": auto_ratios,
+        "targets": {k: {"target": v, "value": auto_ratios[k], "met": auto_ratios[k] <= v} for k, v in TARGETS.items()},
+        "fp32_pixel_identical_to_diffusers": bool(fp32_img is not None and np.array_equal(fp32_img, images["diffusers"])),
+        "psnr_bf16_vs_fp32_db": psnr(bf16_img, fp32_img) if bf16_img is not None and fp32_img is not None else None,
+    }
+    if "bf16" in phases:
+        result["bf16_ratios_vs_diffusers_warm_fp32"] = ratios(phases["bf16"])
+    if "auto_compiled" in phases:
+        c = phases["auto_compiled"]
+        result["compile"] = {"compile_s": c["compile_s"], "seed_edit_s": c["seed_edit_s"],
+                             "gain_vs_eager": phases["auto"]["seed_edit_s"] / c["seed_edit_s"],
+                             "psnr_vs_eager_db": psnr(images["compiled"], images["auto"])}
+    return result
 
 
 def _cpu_name():
