@@ -199,7 +199,7 @@ def main(argv=None):
         results["previews_vs_none_eager"] = timed(lambda s: previews(s, 1), runs, cfg.device) / timed(
             lambda s: eager(s, 1), runs, cfg.device)
 
-        del sides, eager, compiled, previews
+        sides = eager = compiled = previews = None  # free the GPU for the --lowvram measure
         if not dry:
             import gc
             gc.collect()
