@@ -17,11 +17,13 @@ from nodes.base import node
                help="Optional diffusers config folder or original .yaml for single files "
                     "that are not SD 1.x (SD 1.x and SD 1.5 inpainting are built in)."),
           Choice("dtype", ["auto", "fp32", "fp16", "bf16"], help="Weights precision; auto is fp16 on "
-                 "a GPU and fp32 on the CPU."),
+                 "a GPU, bf16 on a CPU that computes it natively (AMX-BF16, AVX512-BF16) and fp32 on "
+                 "other CPUs. fp32 is the fidelity mode (diffusers' defaults, pixel for pixel)."),
       ])
 def load_checkpoint(ctx, path, config, dtype):
     config_path = ctx.file("config") if config else ""
-    model, clip, vae = ctx.env.load_checkpoint(ctx.fingerprint("path"), ctx.file("path"), config_path, dtype)
+    model, clip, vae = ctx.env.load_checkpoint(ctx.fingerprint("path"), ctx.file("path"), config_path, dtype,
+                                               log=ctx.log)
     return {"model": model, "clip": clip, "vae": vae}
 
 

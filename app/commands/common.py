@@ -12,7 +12,8 @@ def session_from(args, previews=False):
     return Session(models_dirs=models_dirs_from(getattr(args, "models", None)),
                    output_dir=getattr(args, "out", "output"), device=getattr(args, "device", "auto"),
                    allow_pickle=getattr(args, "allow_pickle_checkpoints", False), previews=previews,
-                   cache_ram=getattr(args, "cache_ram", None), cache_vram=getattr(args, "cache_vram", None))
+                   cache_ram=getattr(args, "cache_ram", None), cache_vram=getattr(args, "cache_vram", None),
+                   compile=getattr(args, "compile", False), lowvram=getattr(args, "lowvram", False))
 
 
 def print_problems(err):
@@ -40,6 +41,16 @@ def add_run_options(parser):
                              "ones are dropped beyond it (default: half the RAM)")
     parser.add_argument("--cache-vram", type=_gigabytes, metavar="GB",
                         help="the same for GPU memory (default: 80%% of the GPU's)")
+    parser.add_argument("--compile", action="store_true",
+                        help="torch.compile the U-Net and VAE decoder (channels_last, fused QKV); the first "
+                        "run compiles, later runs reuse the graphs; eager where no compiler works")
+    parser.add_argument("--lowvram", action="store_true",
+                        help="keep models in RAM and move each to the GPU only while it is used")
+    parser.add_argument("--workers", type=int, metavar="N",
+                        help="run sweep cells on N local worker processes (one per GPU, or N CPU workers)")
+    parser.add_argument("--ray", metavar="ADDRESS",
+                        help="run sweep cells on Ray actors: a cluster address (ray://host:10001, auto) or "
+                        "'local' (needs the [ray] extra)")
 
 
 def _gigabytes(text):
@@ -78,6 +89,17 @@ def check_out_dir(path):
         return f"--out {path!r}: no such user (a leading '~' means a home folder)"
     except (OSError, ValueError) as e:
         return f"--out {path!r}: {getattr(e, 'strerror', None) or e}"
+
+
+def dispatch_from(args, session):
+    """--workers / --ray -> a sweep dispatch (None: in this process). Raises UserError."""
+    workers, ray = getattr(args, "workers", None), getattr(args, "ray", None)
+    if ray:
+        from app.session.ray_dispatch import RayActors
+        return RayActors(ray, workers, session.device)
+    if workers is not None:
+        from app.session.workers import LocalWorkers
+        return LocalWorkers(workers, session.device)
     return None
 
 

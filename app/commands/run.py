@@ -31,9 +31,13 @@ def run(args):
 def execute(session, prepared, args):
     """Run prepared workflows (and sweeps) in order, sharing one session; the exit code."""
     from app.progress import Progress
+    from app.commands.common import dispatch_from
+    from app.core.errors import UserError
     try:
-        session.runtime  # noqa: B018
-    except ValueError as e:  # --device names what this machine lacks
+        args.dispatch = dispatch_from(args, session) if any(p.is_sweep for p in prepared) else None
+        if args.dispatch is None:
+            session.runtime  # noqa: B018  (workers build their own)
+    except (ValueError, UserError) as e:  # --device names what this machine lacks; bad --workers/--ray
         print(f"error: {e}", file=sys.stderr)
         return EXIT_INVALID
     report, code = {"runs": [], "sheets": []}, EXIT_OK
@@ -82,7 +86,7 @@ def _sweep(session, item, progress, report, args):
     from app.engine.cancel import CancelToken
     cancel = CancelToken()
     try:
-        result = session.sweep(item, on_event=progress, cancel=cancel)
+        result = session.sweep(item, on_event=progress, cancel=cancel, dispatch=getattr(args, "dispatch", None))
     except KeyboardInterrupt:
         print(f"{item.source}: cancelled", file=sys.stderr)
         return EXIT_FAILED

@@ -19,6 +19,6 @@ def pick_device(name="auto"):
 
 
 def pick_dtype(name, device):
-    if name == "auto":
-        return torch.float32 if device == "cpu" else torch.float16
-    return DTYPES[name]
+    """The torch dtype for a dtype setting (app.sd.speed.choose_dtype also says why)."""
+    from app.sd.speed import choose_dtype
+    return choose_dtype(name, device)[0]

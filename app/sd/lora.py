@@ -70,8 +70,10 @@ def prepare(env, model_key, clip_key, path, identity):
     done = []
     try:
         for key, part in ((model_key, "unet"), (clip_key, "text_encoder")):
-            comps = env.store.get(key)
+            comps = env.components(key)
             with comps["lock"]:
+                if part == "unet" and "fused_lora" in comps:
+                    _unfuse(comps)  # adapters are loaded and dropped on unfused weights
                 _drop_stale(comps, part, path, identity)
                 _ensure(comps, part, path, identity, data)
                 done.append((comps, part))
@@ -88,7 +90,15 @@ def activated(env, comps, loras, part):
 
     Duplicates of one file add their strengths; zero strengths and files without weights for `part`
     are left out; an empty stack disables every adapter (the plain model). The previous state is
-    restored on exit, so outside these blocks the modules behave as plain."""
+    restored on exit, so outside these blocks the modules behave as plain.
+
+    A compiled runtime (comps["fused_lora"]) fuses the U-Net's stack into its weights instead
+    and keeps it fused until a run asks for another stack (see `_fused`)."""
+    if part == "unet" and "fused_lora" in comps:
+        with comps["lock"]:
+            _fused(env, comps, loras)
+            yield
+        return
     with comps["lock"]:
         stack = OrderedDict()
         for ref in loras:
@@ -105,6 +115,76 @@ def activated(env, comps, loras, part):
         finally:
             _apply(comps[part], part, previous)
             active[part] = previous
+
+
+def _fused(env, comps, loras):
+    """Fuse exactly `loras` into the U-Net's weights (fuse_lora); unfuse first when the stack changed.
+
+    Same stack, same strengths: nothing to do, and a compiled U-Net sees the same modules and flags."""
+    want = tuple((adapter_name(r.identity), float(r.strength)) for r in loras)
+    if comps["fused_lora"] == want:
+        return
+    unet = comps["unet"]
+    _unfuse(comps)
+    stack = OrderedDict()
+    for ref in loras:
+        name = adapter_name(ref.identity)
+        if _ensure(comps, "unet", ref.path, ref.identity):
+            stack[name] = stack.get(name, 0.0) + float(ref.strength)
+    stack = tuple((n, s) for n, s in stack.items() if s != 0.0)
+    _apply(unet, "unet", stack)
+    if stack:
+        comps["lora_saved"] = _base_weights(unet, [n for n, _ in stack])
+        with _quiet():
+            unet.fuse_lora(adapter_names=[n for n, _ in stack])
+        _refresh_fused_qkv(unet)
+    comps["fused_lora"] = want
+
+
+def _unfuse(comps):
+    """unfuse_lora, then the exact weights from before the fuse (subtracting leaves rounding behind)."""
+    if comps.get("fused_lora"):
+        import torch
+        with _quiet():
+            comps["unet"].unfuse_lora()
+        with torch.no_grad():
+            for layer, (weight, bias) in comps.pop("lora_saved", {}).items():
+                layer.weight.copy_(weight)
+                if bias is not None:
+                    layer.bias.copy_(bias)
+        _refresh_fused_qkv(comps["unet"])
+    comps["fused_lora"] = ()
+
+
+def _base_weights(model, names):
+    """Copies of the base layers' weights (and biases) that fusing `names` will change."""
+    from peft.tuners.tuners_utils import BaseTunerLayer
+    saved = {}
+    for m in model.modules():
+        if isinstance(m, BaseTunerLayer) and any(n in getattr(m, "lora_A", {}) for n in names):
+            base = m.get_base_layer()
+            saved[base] = (base.weight.detach().clone(),
+                           base.bias.detach().clone() if getattr(base, "bias", None) is not None else None)
+    return saved
+
+
+def _refresh_fused_qkv(unet):
+    """fuse_qkv_projections copied q/k/v weights into to_qkv / to_kv: copy them again after a LoRA
+    (un)fuse changed them, in place, so a compiled graph keeps its parameters."""
+    import torch
+    from diffusers.models.attention_processor import Attention
+
+    def weight(layer, attr):
+        base = layer.get_base_layer() if hasattr(layer, "get_base_layer") else layer
+        return getattr(base, attr)
+    with torch.no_grad():
+        for m in unet.modules():
+            if not (isinstance(m, Attention) and getattr(m, "fused_projections", False)):
+                continue
+            fused, parts = (m.to_kv, (m.to_k, m.to_v)) if m.is_cross_attention else (m.to_qkv, (m.to_q, m.to_k, m.to_v))
+            fused.weight.copy_(torch.cat([weight(p, "weight") for p in parts]))
+            if m.use_bias:
+                fused.bias.copy_(torch.cat([weight(p, "bias") for p in parts]))
 
 
 def _ensure(comps, part, path, identity, data=None):

@@ -11,7 +11,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from app.sd.device import pick_device, pick_dtype
+from app.sd import speed
+from app.sd.device import pick_device
 from app.sd.models import ModelStore
 
 
@@ -22,9 +23,26 @@ class TextModules:
 
 
 class Runtime:
-    def __init__(self, device="auto", allow_pickle=False, max_models=2):
+    def __init__(self, device="auto", allow_pickle=False, max_models=2, compile=False, lowvram=False):
+        """compile: False, True (inductor) or a torch.compile backend name; lowvram: keep models on the
+        CPU and move each to the device only while it is used (a no-op on the CPU)."""
         self.device = pick_device(device)
-        self.store = ModelStore(self.device, allow_pickle=allow_pickle, max_models=max_models)
+        self.compile = "inductor" if compile is True else (compile or None)
+        self.lowvram = bool(lowvram) and self.device != "cpu"
+        self.notes = []  # once per runtime: the compile fallback, --lowvram on the CPU
+        if lowvram and self.device == "cpu":
+            self.notes.append("--lowvram: nothing to offload on the CPU (models stay in RAM)")
+        self.backend = None
+        if self.compile:
+            self.backend, note = speed.compile_backend(self.compile)
+            if note:
+                self.notes.append(note)
+        self.store = ModelStore("cpu" if self.lowvram else self.device, allow_pickle=allow_pickle,
+                                max_models=max_models)
+        self.offload = None
+        if self.lowvram:
+            from app.sd.offload import Offload
+            self.offload = Offload(self.device)
 
     def vram_budget(self, fraction):
         """fraction of the GPU's memory in bytes, or None on the CPU."""
@@ -34,11 +52,29 @@ class Runtime:
         return None
 
     # -- loading -------------------------------------------------------------------------
-    def load_checkpoint(self, identity, source, config="", dtype="auto"):
-        """Load a checkpoint once per process; returns the (model, clip, vae) handles."""
+    def load_checkpoint(self, identity, source, config="", dtype="auto", log=None):
+        """Load a checkpoint once per process; returns the (model, clip, vae) handles.
+
+        log(line) hears which dtype was chosen and why, and the speed settings applied."""
         from app.sd.handles import ClipHandle, ModelHandle, VaeHandle
-        key = self.store.load(identity, source, config, pick_dtype(dtype, self.device))
+        torch_dtype, why = speed.choose_dtype(dtype, self.device)
+        key = self.store.load(identity, source, config, torch_dtype)
+        comps = self.components(key)
+        for line in [why] + comps["speed"] + self.notes:
+            if log is not None:
+                log(line)
         return ModelHandle(key), ClipHandle(key), VaeHandle(key)
+
+    def components(self, key):
+        """The checkpoint's components with this runtime's speed settings applied (also after a reload)."""
+        comps = self.store.get(key)
+        if "speed" not in comps:
+            with comps["lock"]:
+                if "speed" not in comps:
+                    comps["speed"] = speed.optimize(comps, self.device, self.backend)
+                    if self.offload is not None:
+                        comps["speed"].append(self.offload.attach(comps))
+        return comps
 
     def add_lora(self, model, clip, path, identity, strength_model, strength_clip):
         """Inject a LoRA file into the handles' modules (once) and return handles with it stacked."""
@@ -72,17 +108,17 @@ class Runtime:
     def unet(self, model):
         """The U-Net of a ModelHandle with exactly its LoRA stack active, under the checkpoint's lock."""
         from app.sd.lora import activated
-        comps = self.store.get(model.checkpoint)
+        comps = self.components(model.checkpoint)
         with activated(self, comps, model.loras, "unet"):
-            yield comps["unet"]
+            yield self._on_device(comps["unet"])
 
     @contextmanager
     def clip(self, clip):
         """TextModules(encoder, tokenizer) of a ClipHandle with its LoRA stack active."""
         from app.sd.lora import activated
-        comps = self.store.get(clip.checkpoint)
+        comps = self.components(clip.checkpoint)
         with activated(self, comps, clip.loras, "text_encoder"):
-            yield TextModules(comps["text_encoder"], comps["tokenizer"])
+            yield TextModules(self._on_device(comps["text_encoder"]), comps["tokenizer"])
 
     @contextmanager
     def vae(self, vae):
@@ -92,9 +128,14 @@ class Runtime:
             with entry["lock"]:
                 yield entry["module"]
             return
-        comps = self.store.get(vae.checkpoint)
+        comps = self.components(vae.checkpoint)
         with comps["lock"]:
-            yield comps["vae"]
+            yield self._on_device(comps["vae"])
+
+    def _on_device(self, module):
+        if self.offload is not None:
+            self.offload.use(module)
+        return module
 
     @contextmanager
     def controlnet(self, handle):
@@ -109,4 +150,4 @@ class Runtime:
 
     def scheduler_config(self, model):
         """The checkpoint's scheduler config (a copy)."""
-        return dict(self.store.get(model.checkpoint)["scheduler_config"])
+        return dict(self.components(model.checkpoint)["scheduler_config"])

@@ -44,13 +44,15 @@ GB = 1 << 30
 
 class Session:
     def __init__(self, catalog=None, models_dirs=("models",), output_dir="output", device="auto",
-                 allow_pickle=False, previews=False, cache_ram=None, cache_vram=None):
+                 allow_pickle=False, previews=False, cache_ram=None, cache_vram=None, compile=False,
+                 lowvram=False):
         """cache_ram / cache_vram: the budget in GB for cached node outputs and loaded models
         (None: RAM_FRACTION of the RAM, VRAM_FRACTION of the GPU's memory)."""
         if catalog is None:
             from nodes import catalog
         self.catalog = catalog
         self.device, self.allow_pickle = device, allow_pickle
+        self.compile, self.lowvram = compile, lowvram  # speed settings (app.sd.speed, app.sd.offload)
         self.engine = Engine(catalog, output_dir=str(output_dir), models_dirs=[str(d) for d in models_dirs],
                              env=None, previews=previews)
         self.cache_ram, self.cache_vram = cache_ram, cache_vram
@@ -62,24 +64,29 @@ class Session:
     def output_dir(self):
         return self.engine.output_dir
 
-    def configure(self, output_dir=None, models_dirs=None, device=None):
-        """New settings apply from the next run; a new device drops the runtime and the cache."""
+    def configure(self, output_dir=None, models_dirs=None, device=None, compile=None, lowvram=None):
+        """New settings apply from the next run; a new device, compile or lowvram setting drops the
+        runtime and the cache."""
         if output_dir is not None:
             self.engine.output_dir = str(output_dir)
         if models_dirs is not None:
             self.engine.models_dirs = [str(d) for d in models_dirs]
-        if device is not None and device != self.device:
-            self.device = device
-            if self.engine.env is not None:
-                self.engine.env = None
-                self.engine.cache.clear()
+        changed = False
+        for name, value in (("device", device), ("compile", compile), ("lowvram", lowvram)):
+            if value is not None and value != getattr(self, name):
+                setattr(self, name, value)
+                changed = True
+        if changed and self.engine.env is not None:
+            self.engine.env = None
+            self.engine.cache.clear()
 
     @property
     def runtime(self):
         """The torch runtime (device and model store), built on first use and kept."""
         if self.engine.env is None:
             from app.sd.runtime import Runtime
-            env = Runtime(self.device, allow_pickle=self.allow_pickle)
+            env = Runtime(self.device, allow_pickle=self.allow_pickle, compile=self.compile,
+                          lowvram=self.lowvram)
             cache = self.engine.cache
             vram = int(self.cache_vram * GB) if self.cache_vram is not None else env.vram_budget(VRAM_FRACTION)
             env.store.max_bytes, env.store.max_vram_bytes = cache.max_bytes, vram
@@ -245,7 +252,12 @@ class Session:
                                document=document if document is not None else prepared.document,
                                base_dirs=prepared.base_dirs)
 
-    def sweep(self, prepared, on_event=None, cancel=None):
-        """Run every cell of a prepared sweep; see app.session.sweeping."""
+    def sweep(self, prepared, on_event=None, cancel=None, dispatch=None):
+        """Run every cell of a prepared sweep; see app.session.sweeping (dispatch: app.session.workers)."""
         from app.session.sweeping import run_sweep
-        return run_sweep(self, prepared, on_event=on_event, cancel=cancel)
+        return run_sweep(self, prepared, on_event=on_event, cancel=cancel, dispatch=dispatch)
+
+    def settings(self):
+        """What a worker process needs to build an equal session (app.session.workers)."""
+        return dict(models_dirs=list(self.engine.models_dirs), device=self.device, allow_pickle=self.allow_pickle,
+                    compile=self.compile, lowvram=self.lowvram, cache_ram=self.cache_ram, cache_vram=self.cache_vram)

@@ -21,6 +21,7 @@ class CellResult:
     cached: list = field(default_factory=list)
     seconds: float = 0.0
     error: str = ""
+    worker: object = None    # which worker ran it (worker dispatch only; not in the manifest)
 
     def to_json(self):
         d = {"values": self.cell.values, "grid": list(self.cell.index), "files": self.files,
@@ -39,42 +40,62 @@ class SweepResult:
     seconds: float = 0.0
 
 
-def run_sweep(session, prepared, on_event=None, cancel=None, on_cell=None):
-    """on_cell(CellResult) is called after each cell that ran or failed."""
+def run_cell(session, prepared, cell, emit=None, cancel=None):
+    """One cell through the session's engine and cache. A failed cell has .error; raises Cancelled."""
+    session.runtime  # noqa: B018  (built once per session)
+    res = CellResult(cell)
+    cell_doc = copy.deepcopy(prepared.document)
+    for node_id, param, value in cell.sets:
+        set_param(cell_doc, node_id, param, value)
+    t_cell = time.perf_counter()
+    try:
+        run = session.engine.run(session.cell_workflow(prepared.workflow, cell), on_event=emit, cancel=cancel,
+                                 document=cell_doc, base_dirs=prepared.base_dirs)
+        res.files, res.executed, res.cached = list(run.outputs), list(run.executed), list(run.cached)
+    except (NodeError, WorkflowError) as e:
+        res.error = str(e)
+    res.seconds = time.perf_counter() - t_cell
+    return res
+
+
+class InProcess:
+    """The one-process dispatch: every cell in run order through the session's own engine."""
+
+    def cells(self, session, prepared, order, emit, cancel):
+        """Yield (run index, CellResult) in run order; raise Cancelled to stop."""
+        session.runtime  # noqa: B018  (torch and the model store, once, before the first cell)
+        for i, cell in enumerate(order):
+            cancel.check()
+            emit(ev.CellStarted(i, len(order), cell.values))
+            try:
+                res = run_cell(session, prepared, cell, emit, cancel)
+            except Cancelled:
+                emit(ev.CellFinished(i, len(order), cell.values, "cancelled", (), cell.index))
+                raise
+            yield i, res
+
+
+def run_sweep(session, prepared, on_event=None, cancel=None, dispatch=None, on_cell=None):
+    """Run every cell (through `dispatch`: InProcess by default, app.session.workers for worker
+    processes or Ray), then write the contact sheets and the manifest here, in the lead process.
+    on_cell(CellResult) is called after each cell that ran or failed."""
     emit = on_event or (lambda e: None)
     cancel = cancel or CancelToken()
-    axes, wf = prepared.axes, prepared.workflow
+    axes = prepared.axes
     t0 = time.perf_counter()
-    order = sweeps.run_order(sweeps.cells(axes), axes, wf)
+    order = sweeps.run_order(sweeps.cells(axes), axes, prepared.workflow)
     results, status = {}, "ok"
-    session.runtime  # noqa: B018  (torch and the model store, once, before the first cell)
-    for i, cell in enumerate(order):
-        if cancel.cancelled:
-            status = "cancelled"
-            break
-        emit(ev.CellStarted(i, len(order), cell.values))
-        res = CellResult(cell)
-        cell_doc = copy.deepcopy(prepared.document)
-        for node_id, param, value in cell.sets:
-            set_param(cell_doc, node_id, param, value)
-        t_cell = time.perf_counter()
-        try:
-            run = session.engine.run(session.cell_workflow(wf, cell), on_event=emit, cancel=cancel,
-                                     document=cell_doc, base_dirs=prepared.base_dirs)
-            res.files, res.executed, res.cached = list(run.outputs), list(run.executed), list(run.cached)
-        except Cancelled:
-            status = "cancelled"
-            emit(ev.CellFinished(i, len(order), cell.values, "cancelled", (), cell.index))
-            break
-        except (NodeError, WorkflowError) as e:
-            res.error = str(e)
-            status = "failed"
-        res.seconds = time.perf_counter() - t_cell
-        results[cell.index] = res
-        if on_cell is not None:
-            on_cell(res)
-        emit(ev.CellFinished(i, len(order), cell.values, "failed" if res.error else "ok",
-                             tuple(res.files), cell.index, res.error))
+    try:
+        for i, res in (dispatch or InProcess()).cells(session, prepared, order, emit, cancel):
+            results[res.cell.index] = res
+            if res.error:
+                status = "failed"
+            if on_cell is not None:
+                on_cell(res)
+            emit(ev.CellFinished(i, len(order), res.cell.values, "failed" if res.error else "ok",
+                                 tuple(res.files), res.cell.index, res.error))
+    except Cancelled:
+        status = "cancelled"
     done = [results[c.index] for c in sweeps.cells(axes) if c.index in results]
     result = SweepResult(done, status=status)
     from app.engine.outputs import safe_stem
