@@ -1,5 +1,5 @@
 import sys
 
-from app.launcher import main
+from latentloom.app.launcher import main
 
 sys.exit(main())

@@ -4,7 +4,7 @@ import argparse
 import os
 import sys
 
-from app.commands import COMMANDS
+from latentloom.app.commands import COMMANDS
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
 
@@ -51,7 +51,7 @@ def main(argv=None):
         argv = ["edit"] + argv
     args = build_parser().parse_args(argv)
     if args.command == "edit":  # the launcher (app/launcher.py) opens the editor; this module never does
-        print("error: the editor is opened by the `latentloom` launcher (python -m app edit)", file=sys.stderr)
+        print("error: the editor is opened by the `latentloom` launcher (python -m latentloom.app edit)", file=sys.stderr)
         return EXIT_INVALID
     handler = next(c for c in COMMANDS if c.NAME == args.command)
     try:

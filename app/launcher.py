@@ -14,7 +14,7 @@ def has_display():
 
 
 def main(argv=None):
-    from app import cli
+    from latentloom.app import cli
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and (argv[0] in cli.names() - {"edit"} or argv[0] in ("-h", "--help", "--version")):
         return cli.main(argv)
@@ -23,9 +23,9 @@ def main(argv=None):
         print(NO_DISPLAY, file=sys.stderr)
         return EXIT_INVALID
     try:
-        from app.ui.main import run_editor
+        from latentloom.app.ui.main import run_editor
     except ImportError as e:
         print(f"error: the editor needs the GUI extra (pip install -e '.[gui]'): {e}", file=sys.stderr)
         return 1
-    from app.session import models_dirs_from
+    from latentloom.app.session import models_dirs_from
     return run_editor(args.file, models=models_dirs_from(args.models), out=args.out, device=args.device)

@@ -1,7 +1,7 @@
 """Executor events as terminal lines and a tqdm bar for sampler steps."""
 import sys
 
-from app.engine import events as ev
+from latentloom.app.engine import events as ev
 
 
 class Progress:

@@ -79,12 +79,12 @@ def main(argv=None):
     ap.add_argument("--json", metavar="FILE")
     args = ap.parse_args(argv)
 
-    from app.engine.executor import Engine
-    from app.sd.device import pick_device
-    from app.sd.scheduler_table import SCHEDULERS, overrides
+    from latentloom.app.engine.executor import Engine
+    from latentloom.app.sd.device import pick_device
+    from latentloom.app.sd.scheduler_table import SCHEDULERS, overrides
     from diffusers import StableDiffusionPipeline
     import diffusers
-    from nodes import catalog
+    from latentloom.nodes import catalog
     from tests.conftest import load_workflow
 
     device = pick_device(args.device)
@@ -106,7 +106,7 @@ def main(argv=None):
             pipe(prompt, negative_prompt=negative, height=args.res, width=args.res, num_inference_steps=args.steps,
                  guidance_scale=7.5, generator=torch.Generator("cpu").manual_seed(i))
 
-        from app.sd.runtime import Runtime
+        from latentloom.app.sd.runtime import Runtime
         engine = Engine(catalog, output_dir=Path(tmp) / "out", env=Runtime(device), previews=False)
         sets = {"ckpt.path": str(model), "ckpt.dtype": "fp16" if dtype == torch.float16 else "fp32",
                 "positive.text": prompt, "negative.text": negative, "latent.width": args.res,

@@ -93,7 +93,7 @@ def psnr(a, b):
 
 def render_ours(work, config_dir, all_cases):
     from PIL import Image
-    from app.session import Session
+    from latentloom.app.session import Session
     session = Session(models_dirs=[work], output_dir=work / "ours", device="cpu")
     out = {}
     for case in all_cases:

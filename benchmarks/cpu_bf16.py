@@ -50,7 +50,7 @@ def phase_diffusers(model, out, runs):
     import numpy as np
     import torch
     import diffusers
-    from app.sd.scheduler_table import SCHEDULERS, overrides
+    from latentloom.app.sd.scheduler_table import SCHEDULERS, overrides
     t0 = time.perf_counter()
     pipe = diffusers.StableDiffusionPipeline.from_pretrained(model, dtype=torch.float32, safety_checker=None,
                                                              requires_safety_checker=False)
@@ -70,10 +70,10 @@ def phase_diffusers(model, out, runs):
 def phase_ours(model, out, runs, dtype, compile):
     import numpy as np
     from PIL import Image
-    from app.engine import events as ev
-    from app.engine.executor import Engine
-    from app.sd.runtime import Runtime
-    from nodes import catalog
+    from latentloom.app.engine import events as ev
+    from latentloom.app.engine.executor import Engine
+    from latentloom.app.sd.runtime import Runtime
+    from latentloom.nodes import catalog
     from tests.conftest import load_workflow
     logs = []
     env = Runtime("cpu", compile=compile)
@@ -153,7 +153,7 @@ def main(argv=None):
 
     from benchmarks.bench import build_model
     import torch
-    from app.sd import speed
+    from latentloom.app.sd import speed
     if args.assemble:
         auto_dtype, why = speed.choose_dtype("auto", "cpu")
         phases = {name: json.loads((Path(args.assemble) / f"{file}.json").read_text())
@@ -195,7 +195,7 @@ def assemble(tmp, phases, auto, why, args):
     """The report from the phases' JSON and images in folder tmp."""
     import numpy as np
     import torch
-    from app.sd import speed
+    from latentloom.app.sd import speed
     files = {"diffusers": "diffusers", "auto": "ours-auto", "fp32": "ours-fp32", "bf16": "ours-bf16",
              "compiled": "ours-compiled"}
     images = {name: np.load(Path(tmp) / f"{f}.npy") for name, f in files.items() if (Path(tmp) / f"{f}.npy").exists()}

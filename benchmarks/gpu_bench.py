@@ -66,7 +66,7 @@ class Diffusers:
 
     def __init__(self, model, cfg, compiled, backend):
         import diffusers
-        from app.sd.scheduler_table import SCHEDULERS, overrides
+        from latentloom.app.sd.scheduler_table import SCHEDULERS, overrides
         self.cfg, self.out = cfg, Path(cfg.tmp) / ("diffusers-compiled" if compiled else "diffusers-eager")
         self.out.mkdir(parents=True, exist_ok=True)
         pipe = diffusers.StableDiffusionPipeline.from_pretrained(model, dtype=cfg.dtype, safety_checker=None,
@@ -93,18 +93,18 @@ class Diffusers:
 
 class Ours:
     def __init__(self, model, cfg, compile=False, lowvram=False, previews=False, name="ours"):
-        from app.engine.executor import Engine
-        from app.sd.runtime import Runtime
-        from nodes import catalog
+        from latentloom.app.engine.executor import Engine
+        from latentloom.app.sd.runtime import Runtime
+        from latentloom.nodes import catalog
         self.cfg, self.model = cfg, model
         self.env = Runtime(cfg.device, compile=compile, lowvram=lowvram)
         self.engine = Engine(catalog, output_dir=Path(cfg.tmp) / name, env=self.env, previews=previews)
 
     def __call__(self, seed, batch, lora=None, **sets):
         from PIL import Image
-        from app.core.validate import load
-        from app.session.overrides import apply_sets
-        from nodes import catalog
+        from latentloom.app.core.validate import load
+        from latentloom.app.session.overrides import apply_sets
+        from latentloom.nodes import catalog
         doc = json.loads((ROOT / "workflows" / ("lora.json" if lora else "txt2img.json")).read_text())
         values = {"ckpt.path": str(self.model), "ckpt.dtype": self.cfg.dtype_name, "positive.text": PROMPT,
                   "negative.text": NEGATIVE, "latent.width": self.cfg.res, "latent.height": self.cfg.res,

@@ -17,10 +17,10 @@ sys.path.insert(0, str(ROOT))
 
 def main():
     import diffusers
-    from app.engine.executor import Engine
-    from app.sd.runtime import Runtime
-    from app.sd.scheduler_table import SCHEDULERS, overrides
-    from nodes import catalog
+    from latentloom.app.engine.executor import Engine
+    from latentloom.app.sd.runtime import Runtime
+    from latentloom.app.sd.scheduler_table import SCHEDULERS, overrides
+    from latentloom.nodes import catalog
     from tests.conftest import load_workflow
     from tests.tiny import save_tiny_pipeline
     failures = 0

@@ -27,8 +27,8 @@ def main():
     import torch
     from diffusers import AutoencoderKL, PNDMScheduler, StableDiffusionPipeline, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
-    from app.sd.runtime import Runtime
-    from app.sd.train import data, loop
+    from latentloom.app.sd.runtime import Runtime
+    from latentloom.app.sd.train import data, loop
     sd15 = ROOT / "resources" / "sd15"
     pipe = StableDiffusionPipeline(
         unet=UNet2DConditionModel.from_config(UNet2DConditionModel.load_config(sd15 / "unet")),

@@ -1,5 +1,5 @@
 """The catalog every node module declares into."""
-from app.core.catalog import Catalog
+from latentloom.app.core.catalog import Catalog
 
 catalog = Catalog()
 node = catalog.node

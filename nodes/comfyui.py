@@ -1,7 +1,7 @@
 """Nodes for ComfyUI behaviour our other nodes do not cover."""
-from app.core.spec import In, Int, Out
-from app.core.types import IMAGE, LATENT, MASK, VAE
-from nodes.base import node
+from latentloom.app.core.spec import In, Int, Out
+from latentloom.app.core.types import IMAGE, LATENT, MASK, VAE
+from latentloom.nodes.base import node
 
 
 @node("VAEEncodeForInpaint", "latent",
@@ -11,9 +11,9 @@ from nodes.base import node
       outputs=[Out("latent", LATENT)],
       params=[Int("grow_mask_by", 6, "Grow the mask by this many pixels.", min=0, max=64)])
 def vae_encode_for_inpaint(ctx, vae, image, mask, grow_mask_by):
-    from app.sd import images
-    from app.sd.comfy.images import inpaint_pixels, latent_mask
-    from app.sd.handles import Latent
+    from latentloom.app.sd import images
+    from latentloom.app.sd.comfy.images import inpaint_pixels, latent_mask
+    from latentloom.app.sd.handles import Latent
     pixels, noise_mask = inpaint_pixels(image, mask, grow_mask_by)
     with ctx.env.vae(vae) as model:
         samples = images.encode(model, pixels * 2.0 - 1.0)

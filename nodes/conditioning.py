@@ -1,13 +1,13 @@
 """Text conditioning."""
-from app.core.spec import Choice, In, Int, Out, Text
-from app.core.types import CLIP, CONDITIONING
-from nodes.base import node
+from latentloom.app.core.spec import Choice, In, Int, Out, Text
+from latentloom.app.core.types import CLIP, CONDITIONING
+from latentloom.nodes.base import node
 
 
 def embedding_refs(params):
     """Embeddings a prompt names: embedding:name, and bare file names in A1111 weighting mode."""
-    from app.core.spec import Ref
-    from app.sd.embeddings import candidates, names, words
+    from latentloom.app.core.spec import Ref
+    from latentloom.app.sd.embeddings import candidates, names, words
     text = params.get("text", "")
     refs = [Ref("text", n, candidates(n), "embeddings", "embedding") for n in names(text)]
     if params.get("weighting") == "a1111":
@@ -30,14 +30,14 @@ def embedding_refs(params):
                      "without that syntax encodes the same in all three.")],
       refs=embedding_refs)
 def text_encode(ctx, clip, text, clip_skip, weighting):
-    from app.sd import embeddings, text as sd_text
+    from latentloom.app.sd import embeddings, text as sd_text
     vectors = embeddings.load(ctx.refs("text"), bare=weighting == "a1111")
     with ctx.env.clip(clip) as te:
         depth = te.encoder.config.num_hidden_layers
         if clip_skip >= depth:
-            from app.core.errors import UserError
+            from latentloom.app.core.errors import UserError
             raise UserError(f"clip_skip {clip_skip} is too large for a text encoder of {depth} layers")
         if weighting == "none":
             return sd_text.encode(te, clip, text, clip_skip, vectors)
-        from app.sd import weighting as weights
+        from latentloom.app.sd import weighting as weights
         return weights.encode(te, clip, text, clip_skip, weighting, ctx.log, vectors)

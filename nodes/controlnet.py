@@ -1,7 +1,7 @@
 """ControlNet: load a model, attach a control image to conditionings."""
-from app.core.spec import Choice, File, Float, In, Out
-from app.core.types import CONDITIONING, CONTROL_NET, IMAGE, MASK
-from nodes.base import node
+from latentloom.app.core.spec import Choice, File, Float, In, Out
+from latentloom.app.core.types import CONDITIONING, CONTROL_NET, IMAGE, MASK
+from latentloom.nodes.base import node
 
 
 @node("LoadControlNet", "loaders",
@@ -40,7 +40,7 @@ def _range(params):
       check=_range)
 def apply_controlnet(ctx, positive, negative, controlnet, image, strength, start, end, mask=None):
     from dataclasses import replace
-    from app.sd.controlnet import ControlSpec
+    from latentloom.app.sd.controlnet import ControlSpec
     spec = ControlSpec(controlnet, image, float(strength), float(start), float(end), mask)
     return {"positive": replace(positive, guides=positive.guides + (spec,)),
             "negative": replace(negative, guides=negative.guides + (spec,))}

@@ -1,8 +1,8 @@
 """Decoding, picking and saving images."""
-from app.core.outputs import check_prefix
-from app.core.spec import Bool, Choice, In, Int, Out, String
-from app.core.types import IMAGE, LATENT, VAE
-from nodes.base import node
+from latentloom.app.core.outputs import check_prefix
+from latentloom.app.core.spec import Bool, Choice, In, Int, Out, String
+from latentloom.app.core.types import IMAGE, LATENT, VAE
+from latentloom.nodes.base import node
 
 
 @node("VAEDecode", "latent",
@@ -12,7 +12,7 @@ from nodes.base import node
       params=[Bool("tiled", False, "Work in overlapping tiles (diffusers' enable_tiling) to bound memory: "
                    "SD 1.5 VAEs tile above 512 px (latents above 64) on a side, in 512 px tiles.")])
 def vae_decode(ctx, vae, latent, tiled=False):
-    from app.sd import images
+    from latentloom.app.sd import images
     with ctx.env.vae(vae) as model, images.tiling(model, tiled):
         return images.decode(model, latent.samples)
 
@@ -59,11 +59,11 @@ def _pick_document(doc, save_id, index):
               Choice("to_8bit", ["round", "truncate"], "round", "round: as diffusers; truncate: as ComfyUI.")],
       output_node=True, check=_prefix_ok)
 def save_image(ctx, image, filename_prefix, to_8bit):
-    from app.core import a1111
-    from app.engine import outputs, png
-    from app.sd import images
+    from latentloom.app.core import a1111
+    from latentloom.app.engine import outputs, png
+    from latentloom.app.sd import images
     if to_8bit == "truncate":
-        from app.sd.comfy.images import to_pil_truncated
+        from latentloom.app.sd.comfy.images import to_pil_truncated
         pils = to_pil_truncated(image)
     else:
         pils = images.to_pil(image)
@@ -84,6 +84,6 @@ def save_image(ctx, image, filename_prefix, to_8bit):
       inputs=[In("image", IMAGE)],
       output_node=True)
 def preview_image(ctx, image):
-    from app.sd import images
+    from latentloom.app.sd import images
     ctx.show(images.to_pil(image))
     return {}

@@ -1,7 +1,7 @@
 """Loading, resizing and compositing images."""
-from app.core.spec import Choice, File, In, Int, Out
-from app.core.types import IMAGE, MASK
-from nodes.base import node
+from latentloom.app.core.spec import Choice, File, In, Int, Out
+from latentloom.app.core.types import IMAGE, MASK
+from latentloom.nodes.base import node
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp")
 METHODS = ["lanczos", "bicubic", "bilinear", "nearest"]
@@ -16,7 +16,7 @@ METHODS = ["lanczos", "bicubic", "bilinear", "nearest"]
                    "(or input/) folder, or a full path. Editing the file re-runs the node.",
                    fingerprint="content", extensions=IMAGE_EXTENSIONS)])
 def load_image(ctx, path):
-    from app.sd import masks
+    from latentloom.app.sd import masks
     image, mask = masks.load_image(ctx.file("path"))
     ctx.log(f"loaded {image.shape[-1]}x{image.shape[-2]}")
     return {"image": image, "mask": mask}
@@ -34,7 +34,7 @@ def load_image(ctx, path):
               Choice("crop", ["none", "center"], help="none: stretch to the size; center: keep the aspect "
                      "ratio, cover the size and cut the centre.")])
 def resize_image(ctx, image, width, height, method, crop):
-    from app.sd import masks
+    from latentloom.app.sd import masks
     fn = masks.resize_crop if crop == "center" else masks.resize
     return fn(image, width, height, method)
 
@@ -47,7 +47,7 @@ def resize_image(ctx, image, width, height, method, crop):
               In("mask", MASK, "Where to take the source: 1 = source, 0 = destination, between = blend.")],
       outputs=[Out("image", IMAGE)])
 def composite_masked(ctx, destination, source, mask):
-    from app.sd import masks
+    from latentloom.app.sd import masks
     image, notes = masks.composite(destination, source, mask)
     for note in notes:
         ctx.log(note)

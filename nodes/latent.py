@@ -1,7 +1,7 @@
 """Latents and noise."""
-from app.core.spec import Bool, Choice, In, Int, Out, Seed
-from app.core.types import IMAGE, LATENT, MASK, NOISE, VAE
-from nodes.base import node
+from latentloom.app.core.spec import Bool, Choice, In, Int, Out, Seed
+from latentloom.app.core.types import IMAGE, LATENT, MASK, NOISE, VAE
+from latentloom.nodes.base import node
 
 
 def _multiple_of_8(params):
@@ -17,7 +17,7 @@ def _multiple_of_8(params):
       check=_multiple_of_8)
 def empty_latent(ctx, width, height, batch_size):
     import torch
-    from app.sd.handles import Latent
+    from latentloom.app.sd.handles import Latent
     return Latent(torch.zeros(batch_size, 4, height // 8, width // 8), empty=True)
 
 
@@ -27,12 +27,12 @@ def empty_latent(ctx, width, height, batch_size):
       outputs=[Out("noise", NOISE)],
       params=[Seed("seed", 0, "The random seed.")])
 def latent_noise(ctx, seed):
-    from app.sd.handles import NoiseSpec
+    from latentloom.app.sd.handles import NoiseSpec
     return NoiseSpec(seed)
 
 
 def _pixels(ctx, model, image):
-    from app.sd import images
+    from latentloom.app.sd import images
     pixels = images.prepare(model, image)
     if tuple(pixels.shape[-2:]) != tuple(image.shape[-2:]):
         ctx.log(f"image {image.shape[-1]}x{image.shape[-2]} resized to {pixels.shape[-1]}x{pixels.shape[-2]} "
@@ -50,17 +50,17 @@ def _pixels(ctx, model, image):
               Choice("sizing", ["resize", "crop"], "resize", "Sizes that are not multiples of 8: resize "
                      "down (diffusers) or centre-crop (ComfyUI).")])
 def vae_encode(ctx, vae, image, tiled, sizing):
-    from app.sd import images
-    from app.sd.handles import Latent
+    from latentloom.app.sd import images
+    from latentloom.app.sd.handles import Latent
     with ctx.env.vae(vae) as model, images.tiling(model, tiled):
         if sizing == "crop":
-            from app.sd.comfy.images import crop
+            from latentloom.app.sd.comfy.images import crop
             return Latent(images.encode(model, crop(image, images.scale_factor(model)) * 2.0 - 1.0))
         return Latent(images.encode(model, _pixels(ctx, model, image)))
 
 
 def _mask_for(ctx, mask, height, width, factor):
-    from app.sd import images
+    from latentloom.app.sd import images
     if tuple(mask.shape[-2:]) != (height, width):
         ctx.log(f"mask {mask.shape[-1]}x{mask.shape[-2]} resized to the image's {width}x{height}")
     return images.latent_mask(mask, height, width, factor)
@@ -76,10 +76,10 @@ def _mask_for(ctx, mask, height, width, factor):
                      "pipeline (mask binarized at image size, nearest to the latent); bilinear: as "
                      "ComfyUI's noise mask (resized to the latent bilinearly, not rounded).")])
 def set_latent_mask(ctx, latent, mask, resize):
-    from app.sd.handles import Latent
+    from latentloom.app.sd.handles import Latent
     h, w = latent.samples.shape[-2:]
     if resize == "bilinear":
-        from app.sd.comfy.images import latent_mask
+        from latentloom.app.sd.comfy.images import latent_mask
         return Latent(latent.samples, mask=latent_mask(mask, h, w))
     _, small = _mask_for(ctx, mask, h * 8, w * 8, 8)
     return Latent(latent.samples, mask=small)
@@ -91,8 +91,8 @@ def set_latent_mask(ctx, latent, mask, resize):
       inputs=[In("vae", VAE), In("image", IMAGE), In("mask", MASK)],
       outputs=[Out("latent", LATENT)])
 def inpaint_encode(ctx, vae, image, mask):
-    from app.sd import images
-    from app.sd.handles import Latent
+    from latentloom.app.sd import images
+    from latentloom.app.sd.handles import Latent
     with ctx.env.vae(vae) as model:
         pixels = _pixels(ctx, model, image)
         h, w = pixels.shape[-2:]

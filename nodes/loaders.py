@@ -1,7 +1,7 @@
 """Loading checkpoints."""
-from app.core.spec import Choice, File, Out
-from app.core.types import CLIP, MODEL, VAE
-from nodes.base import node
+from latentloom.app.core.spec import Choice, File, Out
+from latentloom.app.core.types import CLIP, MODEL, VAE
+from latentloom.nodes.base import node
 
 
 @node("LoadCheckpoint", "loaders",

@@ -1,7 +1,7 @@
 """LoRA loading: adds a LoRA to the model and clip handles' stacks (the shared modules stay as they are)."""
-from app.core.spec import File, Float, In, Out
-from app.core.types import CLIP, LORA, MODEL
-from nodes.base import node
+from latentloom.app.core.spec import File, Float, In, Out
+from latentloom.app.core.types import CLIP, LORA, MODEL
+from latentloom.nodes.base import node
 
 
 @node("LoadLoRA", "loaders",

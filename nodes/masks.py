@@ -1,8 +1,8 @@
 """Masks: 1 (white) = repaint, 0 = keep. A batch of 1 is repeated to match a batch of N."""
-from app.core.spec import Choice, File, Float, In, Int, Out
-from app.core.types import IMAGE, MASK
-from nodes.base import node
-from nodes.imageops import IMAGE_EXTENSIONS
+from latentloom.app.core.spec import Choice, File, Float, In, Int, Out
+from latentloom.app.core.types import IMAGE, MASK
+from latentloom.nodes.base import node
+from latentloom.nodes.imageops import IMAGE_EXTENSIONS
 
 RGB = ["red", "green", "blue"]
 
@@ -17,7 +17,7 @@ RGB = ["red", "green", "blue"]
                      "white = repaint (diffusers' mask images); red/green/blue: that channel; alpha: "
                      "1 - alpha, transparent = repaint (all 0 without alpha).")])
 def load_mask(ctx, path, channel):
-    from app.sd import masks
+    from latentloom.app.sd import masks
     mask, has_alpha = masks.load_mask(ctx.file("path"), channel)
     if channel == "alpha" and not has_alpha:
         ctx.log("the image has no alpha channel: the mask is all 0")
@@ -31,7 +31,7 @@ def load_mask(ctx, path, channel):
       params=[Choice("channel", ["luminance"] + RGB, help="luminance: 0.299 R + 0.587 G + 0.114 B "
                      "(as PIL's greyscale); or one colour channel.")])
 def image_to_mask(ctx, image, channel):
-    from app.sd import masks
+    from latentloom.app.sd import masks
     return masks.image_to_mask(image, channel)
 
 
@@ -40,7 +40,7 @@ def image_to_mask(ctx, image, channel):
       inputs=[In("mask", MASK)],
       outputs=[Out("image", IMAGE)])
 def mask_to_image(ctx, mask):
-    from app.sd import masks
+    from latentloom.app.sd import masks
     return masks.mask_to_image(mask)
 
 
@@ -49,7 +49,7 @@ def mask_to_image(ctx, mask):
       inputs=[In("mask", MASK)],
       outputs=[Out("mask", MASK)])
 def invert_mask(ctx, mask):
-    from app.sd import masks
+    from latentloom.app.sd import masks
     return 1.0 - masks.as_mask(mask)
 
 
@@ -59,7 +59,7 @@ def invert_mask(ctx, mask):
       outputs=[Out("mask", MASK)],
       params=[Float("value", 0.5, "The threshold.", min=0.0, max=1.0)])
 def threshold_mask(ctx, mask, value):
-    from app.sd import masks
+    from latentloom.app.sd import masks
     return (masks.as_mask(mask) >= value).float()
 
 
@@ -72,7 +72,7 @@ def threshold_mask(ctx, mask, value):
               Choice("shape", ["square", "round"], help="Filter shape: square is a (2p+1)x(2p+1) box "
                      "(corners grow diagonally too); round is a disk of radius p.")])
 def grow_mask(ctx, mask, pixels, shape):
-    from app.sd import masks
+    from latentloom.app.sd import masks
     return masks.grow(mask, pixels, shape, ctx.check_cancel)
 
 
@@ -83,7 +83,7 @@ def grow_mask(ctx, mask, pixels, shape):
       outputs=[Out("mask", MASK)],
       params=[Int("radius", 8, "Blur radius in pixels; 0 leaves the mask as it is.", min=0, max=256)])
 def feather_mask(ctx, mask, radius):
-    from app.sd import masks
+    from latentloom.app.sd import masks
     return masks.feather(mask, radius, ctx.check_cancel)
 
 
@@ -107,7 +107,7 @@ def solid_mask(ctx, value, width, height):
                      help="add: a + b; subtract: a - b; multiply: a * b (intersection); max: union; "
                           "min: intersection of hard masks.")])
 def combine_masks(ctx, a, b, mode):
-    from app.sd import masks
+    from latentloom.app.sd import masks
     out, resized = masks.combine(a, b, mode)
     if resized:
         ctx.log(f"b ({b.shape[-1]}x{b.shape[-2]}) resized to a's size {a.shape[-1]}x{a.shape[-2]}")

@@ -1,7 +1,7 @@
 """Control images for ControlNets: edge, line, scribble and depth maps."""
-from app.core.spec import File, Float, In, Int, Out
-from app.core.types import IMAGE
-from nodes.base import node
+from latentloom.app.core.spec import File, Float, In, Int, Out
+from latentloom.app.core.types import IMAGE
+from latentloom.nodes.base import node
 
 
 def _ordered(params):
@@ -18,7 +18,7 @@ def _ordered(params):
               Int("high", 200, "Upper hysteresis threshold (0-255).", min=0, max=255)],
       check=_ordered)
 def canny(ctx, image, low, high):
-    from app.sd import control_images
+    from latentloom.app.sd import control_images
     return control_images.canny(image, low, high)
 
 
@@ -29,7 +29,7 @@ def canny(ctx, image, low, high):
       outputs=[Out("image", IMAGE)],
       params=[Float("threshold", 0.5, "Brightness below which a pixel is a line (0-1).", min=0.0, max=1.0)])
 def lineart(ctx, image, threshold):
-    from app.sd import control_images
+    from latentloom.app.sd import control_images
     return control_images.lines(image, threshold)
 
 
@@ -41,7 +41,7 @@ def lineart(ctx, image, threshold):
       params=[Float("threshold", 0.5, "Brightness below which a pixel is a stroke (0-1).", min=0.0, max=1.0),
               Int("thickness", 2, "Widen strokes by this many pixels.", min=0, max=32)])
 def scribble(ctx, image, threshold, thickness):
-    from app.sd import control_images
+    from latentloom.app.sd import control_images
     return control_images.lines(image, threshold, thickness)
 
 
@@ -50,7 +50,7 @@ def scribble(ctx, image, threshold, thickness):
       inputs=[In("image", IMAGE)],
       outputs=[Out("image", IMAGE)])
 def invert(ctx, image):
-    from app.sd import control_images
+    from latentloom.app.sd import control_images
     return control_images.invert(image)
 
 
@@ -71,7 +71,7 @@ def image_to_control(ctx, image):
       params=[File("path", "annotators", "dpt-hybrid-midas",
                    help="Model folder, relative to models/annotators/.")])
 def depth_map(ctx, image, path):
-    from app.sd import control_images
+    from latentloom.app.sd import control_images
     return control_images.depth(image, ctx.file("path"))
 
 
@@ -84,5 +84,5 @@ def depth_map(ctx, image, path):
       params=[File("path", "annotators", "vitpose-base-simple", help="Model folder, relative to models/annotators/."),
               Float("threshold", 0.3, "Keypoints scored below this are left out.", min=0.0, max=1.0)])
 def pose_map(ctx, image, path, threshold):
-    from app.sd import control_images
+    from latentloom.app.sd import control_images
     return control_images.pose(image, ctx.file("path"), threshold)

@@ -1,9 +1,9 @@
 """Schedulers and the U-Net sampler."""
-from app.core.spec import Bool, Choice, Float, In, Int, Out
-from app.core.types import CONDITIONING, LATENT, MODEL, NOISE, SCHEDULER
-from app.sd import comfy
-from app.sd.scheduler_table import SCHEDULERS, SIGMAS, SPACINGS, overrides
-from nodes.base import node
+from latentloom.app.core.spec import Bool, Choice, Float, In, Int, Out
+from latentloom.app.core.types import CONDITIONING, LATENT, MODEL, NOISE, SCHEDULER
+from latentloom.app.sd import comfy
+from latentloom.app.sd.scheduler_table import SCHEDULERS, SIGMAS, SPACINGS, overrides
+from latentloom.nodes.base import node
 
 
 ADVANCED = {"add_noise": True, "start_at_step": 0, "end_at_step": 10000, "return_with_leftover_noise": False}
@@ -52,10 +52,10 @@ def _supported(params):
 def scheduler(ctx, model, name, sigmas, spacing, sampling, add_noise, start_at_step, end_at_step,
               return_with_leftover_noise):
     if sampling == "comfyui":
-        from app.sd.comfy.handle import describe
+        from latentloom.app.sd.comfy.handle import describe
         return describe(name, sigmas, ctx.env.scheduler_config(model), add_noise, start_at_step, end_at_step,
                         return_with_leftover_noise)
-    from app.sd import schedulers
+    from latentloom.app.sd import schedulers
     return schedulers.describe(name, ctx.env.scheduler_config(model), sigmas, spacing)
 
 
@@ -74,8 +74,8 @@ def scheduler(ctx, model, name, sigmas, spacing, sampling, add_noise, start_at_s
               Float("guidance_rescale", 0.0, "Rescale guidance to fix over-exposure (0 = off).",
                     min=0.0, max=1.0, step=0.05)])
 def sampler(ctx, model, positive, negative, latent, noise, scheduler, steps, cfg, denoise, guidance_rescale):
-    from app.sd import guidance, sampling, text
-    from app.sd.handles import Latent
+    from latentloom.app.sd import guidance, sampling, text
+    from latentloom.app.sd.handles import Latent
 
     def pad_chunk(cond):
         with ctx.env.clip(cond.clip) as te:
@@ -85,9 +85,9 @@ def sampler(ctx, model, positive, negative, latent, noise, scheduler, steps, cfg
         ctx.progress(step, total, preview if ctx.wants_preview else None)
 
     if getattr(scheduler, "comfyui", False):
-        from app.sd.comfy import sample
+        from latentloom.app.sd.comfy import sample
         if guidance_rescale or positive.guides or negative.guides:
-            from app.core.errors import UserError
+            from latentloom.app.core.errors import UserError
             raise UserError("ComfyUI sampling does not support guidance_rescale or ControlNet guides yet")
         with ctx.env.unet(model) as unet:
             samples = sample.sample(unet, positive, negative, latent, noise.seed, scheduler, steps, cfg,

@@ -1,7 +1,7 @@
 """Training a LoRA inside the graph."""
-from app.core.spec import Bool, File, Float, In, Int, Out, Seed, String
-from app.core.types import CLIP, IMAGE, LORA, MODEL
-from nodes.base import node
+from latentloom.app.core.spec import Bool, File, Float, In, Int, Out, Seed, String
+from latentloom.app.core.types import CLIP, IMAGE, LORA, MODEL
+from latentloom.nodes.base import node
 
 
 def _check(params):
@@ -34,7 +34,7 @@ def _check(params):
               String("name", "lora", "File name start of the LoRA in the output folder's loras/.")],
       check=_check)
 def train_lora(ctx, model, clip, data, rank, alpha, steps, lr, seed, text_encoder, resolution, batch, caption, name):
-    from app.sd.train import graph, loop
+    from latentloom.app.sd.train import graph, loop
     config = loop.Config(rank=rank, alpha=alpha, steps=steps, lr=lr, batch=batch, resolution=resolution, seed=seed,
                          text_encoder=text_encoder)
     return graph.train(ctx, model, clip, config, caption, name)

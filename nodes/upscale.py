@@ -1,7 +1,7 @@
 """Upscaling latents and images: the first half of a hires fix (a second Sampler pass follows)."""
-from app.core.spec import Choice, Float, In, Int, Out
-from app.core.types import IMAGE, LATENT
-from nodes.base import node
+from latentloom.app.core.spec import Choice, Float, In, Int, Out
+from latentloom.app.core.types import IMAGE, LATENT
+from latentloom.nodes.base import node
 
 LATENT_METHODS = ["nearest-exact", "bilinear", "bicubic", "area"]
 
@@ -33,7 +33,7 @@ def _log_size(ctx, what, w0, h0, w, h):
       params=_size_params(8) + [Choice("method", LATENT_METHODS, help="Interpolation (torch).")],
       check=_check(8))
 def latent_upscale(ctx, latent, width, height, scale, method):
-    from app.sd import upscale
+    from latentloom.app.sd import upscale
     h0, w0 = (s * 8 for s in latent.samples.shape[-2:])
     w, h = upscale.target_size(width, height, scale, w0, h0, 8)
     _log_size(ctx, "latent", w0, h0, w, h)
@@ -47,7 +47,7 @@ def latent_upscale(ctx, latent, width, height, scale, method):
       params=_size_params(1) + [Choice("method", LATENT_METHODS + ["lanczos"], help="Interpolation: torch's, "
                                        "or PIL's lanczos (sharpest).")])
 def image_scale(ctx, image, width, height, scale, method):
-    from app.sd import upscale
+    from latentloom.app.sd import upscale
     h0, w0 = image.shape[-2:]
     w, h = upscale.target_size(width, height, scale, w0, h0, 1)
     _log_size(ctx, "image", w0, h0, w, h)

@@ -66,9 +66,9 @@ def main(argv=None):
                         "save_tiny_pipeline(sys.argv[1])", str(model)], cwd=ROOT, check=True)
 
     from PySide6.QtCore import QSettings
-    from app.ui.main import make_app
-    from app.ui.settings import Settings
-    from app.ui.window import MainWindow
+    from latentloom.app.ui.main import make_app
+    from latentloom.app.ui.settings import Settings
+    from latentloom.app.ui.window import MainWindow
 
     app = make_app()
     settings = Settings(QSettings(str(tmp / "settings.ini"), QSettings.IniFormat))

@@ -42,22 +42,22 @@ def tiny_pipe(tiny_dir):
 
 @pytest.fixture(scope="session")
 def runtime():
-    from app.sd.runtime import Runtime
+    from latentloom.app.sd.runtime import Runtime
     return Runtime("cpu")
 
 
 @pytest.fixture
 def engine(runtime, tmp_path):
-    from app.engine.executor import Engine
-    from nodes import catalog
+    from latentloom.app.engine.executor import Engine
+    from latentloom.nodes import catalog
     return Engine(catalog, output_dir=tmp_path / "out", env=runtime, previews=False, base_dirs=[WORKFLOWS])
 
 
 def load_workflow(name, **sets):
     """A shipped workflow with params overridden: sets={"node.param": value} (checked, not file-checked)."""
-    from app.core.validate import load
-    from app.session.overrides import apply_sets
-    from nodes import catalog
+    from latentloom.app.core.validate import load
+    from latentloom.app.session.overrides import apply_sets
+    from latentloom.nodes import catalog
     doc = json.loads((WORKFLOWS / name).read_text())
     problems, _ = apply_sets(doc, [f"{k}={json.dumps(v)}" for k, v in sets.items()])
     assert not problems

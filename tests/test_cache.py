@@ -1,9 +1,9 @@
 """Which nodes run after each kind of edit; events; failure and cancellation."""
 import pytest
 
-from app.engine import events as ev
-from app.engine.cancel import CancelToken, Cancelled
-from app.engine.executor import NodeError
+from latentloom.app.engine import events as ev
+from latentloom.app.engine.cancel import CancelToken, Cancelled
+from latentloom.app.engine.executor import NodeError
 from tests.conftest import load_workflow
 
 ALL = ["ckpt", "positive", "negative", "latent", "noise", "scheduler", "sampler", "decode", "save"]
@@ -71,8 +71,8 @@ def test_touching_the_checkpoint_file_reloads_it(engine, tiny_dir, runtime, tmp_
 
 
 def test_a_loaded_checkpoint_is_shared_between_workflows(runtime, tiny_dir, tmp_path):
-    from app.engine.executor import Engine
-    from nodes import catalog
+    from latentloom.app.engine.executor import Engine
+    from latentloom.nodes import catalog
     e1 = Engine(catalog, output_dir=tmp_path / "a", env=runtime)
     e2 = Engine(catalog, output_dir=tmp_path / "b", env=runtime)
     e1.run(tiny(tiny_dir))

@@ -9,8 +9,8 @@ import pytest
 import torch
 from PIL import Image
 
-from app.cli import main
-from app.engine.cache import Cache, nbytes
+from latentloom.app.cli import main
+from latentloom.app.engine.cache import Cache, nbytes
 from tests.conftest import ROOT, WORKFLOWS
 from tests.test_cache import ALL, tiny
 
@@ -22,7 +22,7 @@ def mb(n):
 
 
 def test_nbytes_counts_tensors_once_inside_outputs():
-    from app.sd.handles import Latent
+    from latentloom.app.sd.handles import Latent
     t = torch.zeros(MB // 4)
     assert nbytes({"a": t, "b": t[:10], "c": "text", "d": 3}) == (MB, 0)
     assert nbytes({"latent": Latent(torch.zeros(2 * MB // 4), mask=torch.zeros(MB // 4))}) == (3 * MB, 0)
@@ -66,8 +66,8 @@ def test_what_others_hold_counts_against_the_budget():
 def test_eviction_never_breaks_a_run(runtime, tiny_dir, tmp_path):
     """With a budget too small for any tensor, every run completes and the evicted nodes re-run
     (handles and noise specs hold no tensors: dropping them would free nothing, they stay)."""
-    from app.engine.executor import Engine
-    from nodes import catalog
+    from latentloom.app.engine.executor import Engine
+    from latentloom.nodes import catalog
     engine = Engine(catalog, output_dir=tmp_path / "out", env=runtime, previews=False, cache=Cache(max_bytes=1))
     first = engine.run(tiny(tiny_dir))
     second = engine.run(tiny(tiny_dir))
@@ -79,7 +79,7 @@ def test_eviction_never_breaks_a_run(runtime, tiny_dir, tmp_path):
 
 
 def test_models_are_evicted_beyond_the_budget_and_reload(tiny_dir):
-    from app.sd.models import ModelStore
+    from latentloom.app.sd.models import ModelStore
     store = ModelStore("cpu", max_models=4)
     one = store.load("one", str(tiny_dir))
     size = store.nbytes()[0]

@@ -1,10 +1,10 @@
 """Node declarations are checked when they register; a node returning too little fails on its node."""
 import pytest
 
-from app.core.catalog import Catalog
-from app.core.spec import Out, Param
-from app.core.validate import load
-from app.engine.executor import Engine, NodeError
+from latentloom.app.core.catalog import Catalog
+from latentloom.app.core.spec import Out, Param
+from latentloom.app.core.validate import load
+from latentloom.app.engine.executor import Engine, NodeError
 
 
 def test_unknown_param_kind_is_refused_at_registration():

@@ -2,8 +2,8 @@
 import pytest
 import torch
 
-from app.core.errors import UserError
-from app.sd.models import ModelStore
+from latentloom.app.core.errors import UserError
+from latentloom.app.sd.models import ModelStore
 
 
 def same_weights(a, b):

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app.cli import main
+from latentloom.app.cli import main
 from tests.conftest import WORKFLOWS
 
 TXT2IMG = str(WORKFLOWS / "txt2img.json")

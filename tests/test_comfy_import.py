@@ -5,9 +5,9 @@ import json
 import pytest
 from PIL import Image, PngImagePlugin
 
-from app.core.workflow import WorkflowError
-from app.session import Session, open_document
-from nodes import catalog
+from latentloom.app.core.workflow import WorkflowError
+from latentloom.app.session import Session, open_document
+from latentloom.nodes import catalog
 
 
 def api_prompt(seed=42, lora=False):
@@ -127,7 +127,7 @@ def test_seed_widget_value_counts_control_after_generate():
     sampler = next(n for n in graph["nodes"] if n["id"] == 3)
     sampler["inputs"] = sampler["inputs"][:4]
     sampler["widgets_values"] = [99, "fixed", 4, 6.5, "dpmpp_2m", "karras", 0.75]
-    from app.formats import read_ui
+    from latentloom.app.formats import read_ui
     nodes = read_ui(graph)["nodes"]
     assert nodes["3.noise"]["params"] == {"seed": 99}
     assert nodes["3"]["params"] == {"steps": 4, "cfg": 6.5, "denoise": 0.75}
@@ -182,7 +182,7 @@ def test_a1111_png_builds_the_equivalent_graph(tmp_path):
     assert n["scheduler"]["params"] == {"name": "dpmpp_2m", "sigmas": "karras", "sampling": "comfyui"}
     assert n["sampler"]["params"] == {"steps": 24, "cfg": 6.5, "denoise": 1.0}
     assert n["sampler"]["inputs"]["model"] == ["lora1", "model"]
-    wf, problems = __import__("app.core.validate", fromlist=["check"]).check(doc.data, catalog)
+    wf, problems = __import__("latentloom.app.core.validate", fromlist=["check"]).check(doc.data, catalog)
     assert problems == []
 
 
@@ -198,7 +198,7 @@ def test_a1111_img2img_asks_for_the_source_image(tmp_path):
 
 
 def mapped(prompt):
-    from app.formats.comfy_import import to_document
+    from latentloom.app.formats.comfy_import import to_document
     return without_ui(to_document(prompt))
 
 
@@ -249,7 +249,7 @@ def test_other_nodes_map():
     assert n["25.scheduler"]["inputs"] == {"model": ["12", "model"]}
     assert n["26"] == {"type": "SaveImage", "params": {"filename_prefix": "preview", "to_8bit": "truncate"},
                        "inputs": {"image": ["8", "image"]}}
-    from app.core.validate import check
+    from latentloom.app.core.validate import check
     doc = {"format": "latentloom.workflow", "version": 2, "nodes": copy.deepcopy(n)}
     assert check(doc, catalog)[1] == []
 
@@ -270,7 +270,7 @@ def test_scaling_nodes_map(ctype, inputs, expected):
     assert mapped(p)["30"] == expected
     if expected["type"] not in catalog:
         pytest.skip(f"{expected['type']} is not in this catalog yet: mapping checked, validation not")
-    from app.core.validate import check
+    from latentloom.app.core.validate import check
     assert check({"format": "latentloom.workflow", "version": 2, "nodes": mapped(p)}, catalog)[1] == []
 
 
@@ -308,7 +308,7 @@ def test_unsupported_nodes_are_kept_and_each_is_reported(tmp_path, capsys):
     assert [str(x) for x in err.value.problems] == [
         "node '50': unsupported ComfyUI node 'UpscaleModelLoader' (title 'Upscaler'): Latent Loom has no equivalent yet",
         "node '51': unsupported ComfyUI node 'ImageUpscaleWithModel': Latent Loom has no equivalent yet"]
-    from app.cli import main
+    from latentloom.app.cli import main
     assert main(["validate", str(tmp_path / "api.json")]) == 2
     err_text = capsys.readouterr().err
     assert "'UpscaleModelLoader' (title 'Upscaler')" in err_text and "'ImageUpscaleWithModel'" in err_text
@@ -318,7 +318,7 @@ def test_subgraphs_are_reported_clearly():
     graph = _ui_graph(1)
     graph["definitions"] = {"subgraphs": [{"id": "a1b2-c3", "name": "Upscale block"}]}
     graph["nodes"].append({"id": 30, "type": "a1b2-c3", "title": "My block", "mode": 0, "inputs": [], "outputs": []})
-    from app.formats import read_ui
+    from latentloom.app.formats import read_ui
     with pytest.raises(WorkflowError) as err:
         read_ui(graph)
     assert str(err.value) == ("node '30': subgraph node 'My block': subgraphs are not supported; unpack it in "
@@ -390,7 +390,7 @@ def test_imported_graph_runs_on_the_tiny_model(tmp_path, tiny_dir):
 
 def test_set_addresses_imported_ids_and_titles(tmp_path):
     doc = open_document(write(tmp_path, "api.json", api_prompt()))
-    from app.session.overrides import apply_sets
+    from latentloom.app.session.overrides import apply_sets
     data = copy.deepcopy(doc.data)
     problems, _ = apply_sets(data, ['Positive.text="a blue fox"', "3.noise.seed=9", "3.steps=5"])
     assert problems == []
@@ -400,7 +400,7 @@ def test_set_addresses_imported_ids_and_titles(tmp_path):
 
 
 def test_load_image_names_resolve_through_comfyuis_input_folder(tmp_path):
-    from app.engine.files import Files
+    from latentloom.app.engine.files import Files
     (tmp_path / "ComfyUI" / "models").mkdir(parents=True)
     (tmp_path / "ComfyUI" / "input").mkdir()
     (tmp_path / "ComfyUI" / "input" / "fox.png").write_bytes(b"x")

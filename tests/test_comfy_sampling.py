@@ -7,11 +7,11 @@ import pytest
 import scipy.stats
 import torch
 
-from app.sd.comfy import samplers, schedules
-from app.sd.comfy.handle import describe
-from app.sd.comfy.images import crop_offsets, inpaint_pixels, to_pil_truncated
-from app.sd.comfy.sample import BrownianNoise, sample
-from app.sd.handles import Conditioning, Latent
+from latentloom.app.sd.comfy import samplers, schedules
+from latentloom.app.sd.comfy.handle import describe
+from latentloom.app.sd.comfy.images import crop_offsets, inpaint_pixels, to_pil_truncated
+from latentloom.app.sd.comfy.sample import BrownianNoise, sample
+from latentloom.app.sd.handles import Conditioning, Latent
 
 CONFIG = {"num_train_timesteps": 1000, "beta_start": 0.00085, "beta_end": 0.012, "beta_schedule": "scaled_linear"}
 
@@ -217,8 +217,8 @@ def test_advanced_window_and_leftover_noise(ms):
 
 
 def test_every_named_sampler_runs_or_says_it_is_unsupported():
-    from app.core.errors import UserError
-    from app.sd import comfy
+    from latentloom.app.core.errors import UserError
+    from latentloom.app.sd import comfy
     for name in comfy.SAMPLERS:
         latent = Latent(torch.zeros(1, 4, 8, 8), empty=True)
         if name in samplers.SAMPLERS:

@@ -8,11 +8,11 @@ import torch
 from PIL import Image
 
 import diffusers
-from app.engine import events as ev
-from app.engine.executor import Engine
-from app.sd import speed
-from app.sd.runtime import Runtime
-from nodes import catalog
+from latentloom.app.engine import events as ev
+from latentloom.app.engine.executor import Engine
+from latentloom.app.sd import speed
+from latentloom.app.sd.runtime import Runtime
+from latentloom.nodes import catalog
 from tests.conftest import WORKFLOWS, load_workflow
 from tests.test_lora import lora_doc, pipe_image, run
 from tests.test_lora import files  # noqa: F401  (fixture)

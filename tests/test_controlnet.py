@@ -7,11 +7,11 @@ import torch
 from PIL import Image
 
 import diffusers
-from app.core.validate import load
-from app.engine.executor import NodeError
-from app.session.overrides import apply_sets
-from app.sd.scheduler_table import SCHEDULERS, overrides
-from nodes import catalog
+from latentloom.app.core.validate import load
+from latentloom.app.engine.executor import NodeError
+from latentloom.app.session.overrides import apply_sets
+from latentloom.app.sd.scheduler_table import SCHEDULERS, overrides
+from latentloom.nodes import catalog
 from tests.conftest import WORKFLOWS
 from tests.support.controlnets import add_control, save_single_file, tiny_controlnet
 
@@ -33,7 +33,7 @@ def nets(tiny_pipe, tmp_path_factory):
 @pytest.fixture(scope="module", autouse=True)
 def tiny_reference(tiny_pipe, tmp_path_factory):
     """The tiny ControlNets' config stands in for SD 1.5's while these tests run."""
-    from app.sd import controlnet
+    from latentloom.app.sd import controlnet
     config = tmp_path_factory.mktemp("controlnet-config")
     tiny_controlnet(tiny_pipe.unet, 0).save_config(config)
     with pytest.MonkeyPatch.context() as mp:
@@ -251,7 +251,7 @@ def test_single_files_load_like_the_folder(runtime, tiny_pipe, nets, tmp_path, l
 
 
 def test_loaded_once_per_process(engine, runtime, tiny_dir, nets, monkeypatch):
-    from app.sd import controlnet
+    from latentloom.app.sd import controlnet
     reads = []
     real = controlnet.read
     monkeypatch.setattr(controlnet, "read", lambda *a: reads.append(a) or real(*a))
@@ -293,8 +293,8 @@ def test_a_checkpoint_is_not_a_controlnet(engine, tiny_dir, tiny_single_file):
 
 
 def test_controlnet_that_does_not_fit_the_model_is_a_clear_error(tiny_pipe):
-    from app.core.errors import UserError
-    from app.sd.controlnet import _check_fits
+    from latentloom.app.core.errors import UserError
+    from latentloom.app.sd.controlnet import _check_fits
     net = tiny_controlnet(tiny_pipe.unet, 3)
     _check_fits(net, tiny_pipe.unet.config)
     with pytest.raises(UserError) as info:
@@ -303,7 +303,7 @@ def test_controlnet_that_does_not_fit_the_model_is_a_clear_error(tiny_pipe):
 
 
 def test_start_after_end_is_a_validation_error(tiny_dir, nets):
-    from app.core.workflow import WorkflowError
+    from latentloom.app.core.workflow import WorkflowError
     with pytest.raises(WorkflowError) as info:
         txt2img(nets, tiny_dir, controls=((0, 1.0, 0.7, 0.3),))
     assert [str(p) for p in info.value.problems] == ["node 'apply0' param 'start': start 0.7 is after end 0.3"]

@@ -1,7 +1,7 @@
 """latentloom convert: ours -> ComfyUI API -> ours gives the same graph; nothing is dropped."""
 import json
 
-from app.cli import main
+from latentloom.app.cli import main
 from tests.test_comfy_import import api_prompt
 
 OURS = {"format": "latentloom.workflow", "version": 2, "nodes": {
@@ -40,7 +40,7 @@ OURS = {"format": "latentloom.workflow", "version": 2, "nodes": {
 
 def nodes_of(doc):
     """Nodes with every param filled in from the catalog's defaults: equal graphs compare equal."""
-    from nodes import catalog
+    from latentloom.nodes import catalog
 
     def params(n):
         spec = catalog.get(n["type"])

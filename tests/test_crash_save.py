@@ -13,7 +13,7 @@ WRITER = r"""
 import sys
 import numpy as np
 from PIL import Image
-from app.engine import outputs, png
+from latentloom.app.engine import outputs, png
 
 out = sys.argv[1]
 rng = np.random.default_rng(int(sys.argv[2]))
@@ -49,6 +49,6 @@ def test_sigkill_during_saves_leaves_only_whole_pngs(tmp_path):
     assert all(p.name.startswith(".crash.") and p.name.endswith(".latentloom-partial")
                for p in out.iterdir() if p.name.startswith("."))
     # ... and the next write removes those of processes that are gone
-    from app.engine import outputs
+    from latentloom.app.engine import outputs
     outputs.write_new(out, "crash", ".png", lambda tmp: Image.new("RGB", (4, 4)).save(tmp, "PNG"))
     assert [p.name for p in out.iterdir() if p.name.startswith(".")] == []

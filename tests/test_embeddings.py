@@ -6,8 +6,8 @@ from PIL import Image
 from safetensors.torch import save_file
 
 import diffusers
-from app.core.workflow import WorkflowError
-from app.engine.executor import Engine, NodeError
+from latentloom.app.core.workflow import WorkflowError
+from latentloom.app.engine.executor import Engine, NodeError
 from tests.conftest import WORKFLOWS, load_workflow
 
 NEGATIVE, SEED = "blurry", 9
@@ -29,7 +29,7 @@ def models(tmp_path_factory):
 
 @pytest.fixture
 def engine(runtime, tmp_path, models):
-    from nodes import catalog
+    from latentloom.nodes import catalog
     return Engine(catalog, output_dir=tmp_path / "out", models_dirs=[models], env=runtime, previews=False,
                   base_dirs=[WORKFLOWS])
 
@@ -67,7 +67,7 @@ def test_the_shared_tokenizer_is_untouched(engine, runtime, tiny_dir):
 
 
 def test_missing_embedding_is_a_validation_error(tmp_path, models, tiny_dir):
-    from app.session.session import Session
+    from latentloom.app.session.session import Session
     session = Session(models_dirs=[models], output_dir=tmp_path / "out")
     doc = workflow(tiny_dir, "a cat, embedding:nope").to_json()
     with pytest.raises(WorkflowError) as info:
@@ -98,8 +98,8 @@ def test_embedding_for_another_text_encoder_is_a_clear_error(engine, tiny_dir):
 
 
 def test_a1111_mode_takes_bare_file_names(runtime, tiny_dir, models):
-    from app.sd import embeddings, text
-    from nodes.conditioning import embedding_refs
+    from latentloom.app.sd import embeddings, text
+    from latentloom.nodes.conditioning import embedding_refs
     refs = embedding_refs({"text": "tinyemb and embedding:zxmulti, cat", "weighting": "a1111"})
     assert [(r.name, r.required) for r in refs] == [("zxmulti", True), ("and", False), ("cat", False),
                                                    ("tinyemb", False)]

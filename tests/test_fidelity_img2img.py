@@ -5,7 +5,7 @@ import torch
 from PIL import Image
 
 import diffusers
-from app.sd.scheduler_table import SCHEDULERS, overrides
+from latentloom.app.sd.scheduler_table import SCHEDULERS, overrides
 from tests.conftest import load_workflow
 
 PROMPT, NEGATIVE, SEED, STEPS, SIZE = "a cottage at dusk", "blurry", 77, 4, 64
@@ -103,9 +103,9 @@ def test_inpaint_composite_keeps_untouched_pixels(engine, tiny_dir):
 
 @pytest.mark.parametrize("name,strength", [("euler", 1.0), ("pndm", 1.0), ("ddim", 0.6), ("euler_ancestral", 1.0)])
 def test_inpaint_9_channel_matches_pipeline(engine, tiny_inpaint_dir, name, strength):
-    from app.session.overrides import apply_sets
-    from app.core.validate import load
-    from nodes import catalog
+    from latentloom.app.session.overrides import apply_sets
+    from latentloom.app.core.validate import load
+    from latentloom.nodes import catalog
     import json
     from tests.conftest import WORKFLOWS
     doc = json.loads((WORKFLOWS / "inpaint.json").read_text())
@@ -125,7 +125,7 @@ def test_inpaint_9_channel_matches_pipeline(engine, tiny_inpaint_dir, name, stre
 
 
 def test_9_channel_model_without_inpaint_latent_is_a_clear_error(engine, tiny_inpaint_dir):
-    from app.engine.executor import NodeError
+    from latentloom.app.engine.executor import NodeError
     wf = load_workflow("txt2img.json", **{"ckpt.path": str(tiny_inpaint_dir), "ckpt.dtype": "fp32",
                                            "latent.width": 64, "latent.height": 64, "sampler.steps": 2})
     with pytest.raises(NodeError, match="this is an inpainting model"):

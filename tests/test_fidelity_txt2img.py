@@ -5,7 +5,7 @@ import torch
 from PIL import Image
 
 import diffusers
-from app.sd.scheduler_table import SCHEDULERS, overrides
+from latentloom.app.sd.scheduler_table import SCHEDULERS, overrides
 from tests.conftest import load_workflow
 
 PROMPT, NEGATIVE, SEED, STEPS = "a red fox in the snow", "blurry", 1234, 3

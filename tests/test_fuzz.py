@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from app.cli import main
+from latentloom.app.cli import main
 from tests.conftest import WORKFLOWS
 
 CASES = int(os.environ.get("LATENTLOOM_FUZZ", "300"))
@@ -155,7 +155,7 @@ def is_small(doc):
 
 
 def test_mutated_workflows_never_crash_and_name_their_nodes(tiny_dir, tmp_path, capsys):
-    from nodes import catalog
+    from latentloom.nodes import catalog
     rng = random.Random(SEED)
     bases = {name: tiny_base(name, tiny_dir) for name in BASES}
     accepted, failures = [], []

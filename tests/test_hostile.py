@@ -13,7 +13,7 @@ import zlib
 import pytest
 from PIL import Image
 
-from app.cli import main
+from latentloom.app.cli import main
 from tests.conftest import ROOT, WORKFLOWS
 
 TXT2IMG = json.loads((WORKFLOWS / "txt2img.json").read_text())
@@ -96,7 +96,7 @@ def test_fifo_and_device_never_hang_a_run(tiny_dir, tmp_path):
     os.mkfifo(fifo)
     for value, what in ((fifo, "FIFO (named pipe)"), ("/dev/zero", "device")):
         path = write(tmp_path, tiny_doc(tiny_dir, IMG2IMG, image__path=str(value)))
-        proc = subprocess.run([sys.executable, "-m", "app", "run", str(path), "--out", str(tmp_path / "o")],
+        proc = subprocess.run([sys.executable, "-m", "latentloom.app", "run", str(path), "--out", str(tmp_path / "o")],
                               capture_output=True, text=True, timeout=120, cwd=ROOT,
                               env={**os.environ, "PYTHONPATH": str(ROOT)})
         assert proc.returncode == 2
@@ -114,12 +114,12 @@ def test_dangling_symlinks(tiny_dir, tmp_path, capsys):
     model = tmp_path / "model"
     shutil.copytree(tiny_dir, model)
     (model / "unet" / "stale.bin").symlink_to(tmp_path / "nothing")
-    from app.engine.files import Resolved, fingerprint
+    from latentloom.app.engine.files import Resolved, fingerprint
     assert fingerprint(Resolved(str(model), str(model))).startswith("dir:")
 
 
 def test_model_folder_fingerprint_reads_two_levels_only(tiny_dir, tmp_path):
-    from app.engine.files import Resolved, fingerprint
+    from latentloom.app.engine.files import Resolved, fingerprint
     model = tmp_path / "model"
     shutil.copytree(tiny_dir, model)
     before = fingerprint(Resolved(str(model), str(model)))
@@ -132,8 +132,8 @@ def test_model_folder_fingerprint_reads_two_levels_only(tiny_dir, tmp_path):
 
 
 def test_content_fingerprint_is_bounded_and_cancellable(tmp_path, monkeypatch):
-    from app.engine import files
-    from app.engine.cancel import CancelToken, Cancelled
+    from latentloom.app.engine import files
+    from latentloom.app.engine.cancel import CancelToken, Cancelled
     big = tmp_path / "big.png"
     big.write_bytes(b"\0" * (3 << 20))
     monkeypatch.setattr(files, "MAX_CONTENT_BYTES", 2 << 20)
@@ -350,8 +350,8 @@ def _nest(depth):
 
 def test_deep_documents_from_code_do_not_recurse(tmp_path):
     """A deep dict handed to the session (as the editor does) is refused before any deep copy."""
-    from app.core.workflow import WorkflowError
-    from app.session import Session
+    from latentloom.app.core.workflow import WorkflowError
+    from latentloom.app.session import Session
     doc = {"format": "latentloom.workflow", "version": 1, "nodes": {}, "ui": _nest(5000)}
     with pytest.raises(WorkflowError, match="nested deeper than 64 levels"):
         Session(models_dirs=[]).prepare(doc)
@@ -370,9 +370,9 @@ def test_sizes_that_cannot_fit_are_refused_before_running(tiny_dir, tmp_path, ca
 
 def test_the_vae_refuses_what_cannot_fit_at_run_time(tiny_pipe, monkeypatch):
     import torch
-    from app.core.errors import UserError
-    from app.engine import memory
-    from app.sd import images
+    from latentloom.app.core.errors import UserError
+    from latentloom.app.engine import memory
+    from latentloom.app.sd import images
     monkeypatch.setattr(memory, "total_ram", lambda: 1 << 18)  # a machine of 256 KiB
     with pytest.raises(UserError, match=r"64x64, batch 1 needs about 512.0 KiB of memory to decode, more than "
                                         r"the 256.0 KiB of this machine: make it smaller"):
@@ -383,9 +383,9 @@ def test_lora_layer_mismatch_reads_true(tiny_dir, tmp_path, monkeypatch):
     """More layers taking the LoRA than the file has weights for: said as it is (not "12 of its 8")."""
     import copy
     from transformers import CLIPTextModel
-    from app.core.errors import UserError
-    from app.sd import lora
-    from app.sd.runtime import Runtime
+    from latentloom.app.core.errors import UserError
+    from latentloom.app.sd import lora
+    from latentloom.app.sd.runtime import Runtime
     from tests.support.lora_files import make_peft_lora
     config = copy.deepcopy(CLIPTextModel.from_pretrained(tiny_dir, subfolder="text_encoder").config)
     config.num_hidden_layers = 2
@@ -400,7 +400,7 @@ def test_lora_layer_mismatch_reads_true(tiny_dir, tmp_path, monkeypatch):
 
 
 def test_memory_estimate_counts_the_models_weights():
-    from app.engine.memory import workflow_problems
+    from latentloom.app.engine.memory import workflow_problems
     from tests.conftest import load_workflow
     wf = load_workflow("txt2img.json")  # 512x512, batch 1
     assert workflow_problems(wf, limit=600 << 20) == []

@@ -5,11 +5,11 @@ import torch
 from diffusers.image_processor import VaeImageProcessor
 from PIL import Image
 
-from app.core.errors import UserError
-from app.core.validate import load
-from app.engine.executor import Engine, NodeError
-from app.sd import images
-from nodes import catalog
+from latentloom.app.core.errors import UserError
+from latentloom.app.core.validate import load
+from latentloom.app.engine.executor import Engine, NodeError
+from latentloom.app.sd import images
+from latentloom.nodes import catalog
 from tests.test_masks import Ctx
 
 
@@ -69,7 +69,7 @@ def test_corrupt_and_missing_files_name_the_file(tmp_path):
 
 
 def test_absurd_size_refused(tmp_path, monkeypatch):
-    from app.sd import masks
+    from latentloom.app.sd import masks
     Image.new("RGB", (64, 32)).save(tmp_path / "big.png")
     monkeypatch.setattr(masks, "MAX_PIXELS", 1000)
     with pytest.raises(UserError, match="too large"):
@@ -157,7 +157,7 @@ def test_composite_all_8bit_mask_and_original_values():
     u8 = lambda *chans: np.stack(chans, -1).astype(np.uint8).reshape(1024, 1024, -1)  # noqa: E731
     init, gen, mask = u8(c, g, 255 - c), u8(g, c, (g + 128) % 256), u8(k)[..., 0]
     ref = VaeImageProcessor().apply_overlay(Image.fromarray(mask), Image.fromarray(init), Image.fromarray(gen))
-    from app.sd import masks
+    from latentloom.app.sd import masks
     t = lambda a: torch.from_numpy(a).permute(2, 0, 1)[None].float() / 255  # noqa: E731
     out = masks.overlay(t(init), t(gen), torch.from_numpy(mask)[None, None].float() / 255)
     assert np.array_equal(np.asarray(images.to_pil(out)[0]), np.asarray(ref))
@@ -173,7 +173,7 @@ def test_composite_keeps_original_exactly_and_resizes():
     assert out.shape == (2, 3, 16, 16)
     keep = mask.expand(2, 3, 16, 16) == 0
     assert torch.equal(out[keep], dest.expand(2, 3, 16, 16)[keep])
-    from app.sd import masks
+    from latentloom.app.sd import masks
     big = masks.resize(src, 16, 16, "lanczos")
     assert torch.equal(out[..., 4:12, 4:12], big[..., 4:12, 4:12])
     assert any("source 8x8 resized to 16x16" in line for line in ctx.logs)

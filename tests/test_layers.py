@@ -13,7 +13,7 @@ def imported_after(code):
 
 
 def modules_of(package):
-    return [".".join(p.relative_to(ROOT).with_suffix("").parts) for p in (ROOT / package).glob("*.py")]
+    return ["latentloom." + ".".join(p.relative_to(ROOT).with_suffix("").parts) for p in (ROOT / package).glob("*.py")]
 
 
 def test_core_engine_and_session_import_no_torch_or_qt():
@@ -23,14 +23,14 @@ def test_core_engine_and_session_import_no_torch_or_qt():
 
 
 def test_cli_never_imports_the_editor():
-    mods = imported_after("from app.cli import main\nmain(['nodes', '--json'])\n"
+    mods = imported_after("from latentloom.app.cli import main\nmain(['nodes', '--json'])\n"
                           "main(['validate', 'workflows/txt2img.json', 'workflows/lora.json'])")
-    assert "app.cli" in mods and "app.session" in mods
-    assert not {m for m in mods if m.startswith(("app.ui", "PySide6", "NodeGraphQt"))}
+    assert "latentloom.app.cli" in mods and "latentloom.app.session" in mods
+    assert not {m for m in mods if m.startswith(("latentloom.app.ui", "PySide6", "NodeGraphQt"))}
     assert "torch" not in mods  # validating needs no torch: it stays fast
     sources = [ROOT / "app" / "cli.py", *sorted((ROOT / "app" / "commands").glob("*.py"))]
     for path in sources:
-        assert "app.ui" not in path.read_text(), path
+        assert "latentloom.app.ui" not in path.read_text(), path
 
 
 def test_nodes_use_the_typed_model_api():

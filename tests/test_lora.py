@@ -9,9 +9,9 @@ from PIL import Image
 from safetensors.torch import save_file
 
 import diffusers
-from app.engine.executor import NodeError
-from app.sd import lora
-from app.sd.scheduler_table import SCHEDULERS, overrides
+from latentloom.app.engine.executor import NodeError
+from latentloom.app.sd import lora
+from latentloom.app.sd.scheduler_table import SCHEDULERS, overrides
 from tests.conftest import WORKFLOWS
 from tests.support.lora_files import make_peft_lora, other_architecture, peft_to_kohya
 
@@ -94,8 +94,8 @@ def lora_doc(tiny_dir, *loras):
 
 
 def run(engine, doc):
-    from app.core.validate import load
-    from nodes import catalog
+    from latentloom.app.core.validate import load
+    from latentloom.nodes import catalog
     return engine.run(load(doc, catalog))
 
 
@@ -226,7 +226,7 @@ def test_lora_that_does_not_fit_fails_on_its_node(engine, runtime, plain_pipe, t
 def test_failed_lora_leaves_fresh_modules_unwrapped(tiny_dir, files, tmp_path):
     """On a checkpoint without adapters, a failed LoRA leaves no PEFT layers behind."""
     from peft.tuners.tuners_utils import BaseTunerLayer
-    from app.sd.runtime import Runtime
+    from latentloom.app.sd.runtime import Runtime
     env = Runtime("cpu")
     key = env.store.load("fresh", str(tiny_dir))
     comps = env.store.get(key)
@@ -256,11 +256,11 @@ def test_bad_files_fail_with_the_file_name(engine, tiny_dir, tmp_path):
 
 def test_evicted_checkpoint_gets_its_adapters_back(ref, tiny_dir, tiny_single_file, files, tmp_path):
     """The store may drop a checkpoint; cached LoRA handles re-inject into the reloaded modules."""
-    from app.engine.executor import Engine
-    from app.sd.runtime import Runtime
-    from nodes import catalog
+    from latentloom.app.engine.executor import Engine
+    from latentloom.app.sd.runtime import Runtime
+    from latentloom.nodes import catalog
     engine = Engine(catalog, output_dir=tmp_path / "out", env=Runtime("cpu", max_models=1), previews=False)
-    from app.core.validate import load
+    from latentloom.app.core.validate import load
     wf = load(lora_doc(tiny_dir, (files["peft"], 0.5, 0.5)), catalog)
     assert engine.run(wf, targets=["lora"]).executed == ["ckpt", "lora"]  # injects into the loaded modules
     single, config = tiny_single_file

@@ -4,10 +4,10 @@ import pytest
 import torch
 from PIL import Image
 
-from app.core.errors import UserError
-from app.core.validate import load
-from app.engine.executor import Engine
-from nodes import catalog
+from latentloom.app.core.errors import UserError
+from latentloom.app.core.validate import load
+from latentloom.app.engine.executor import Engine
+from latentloom.nodes import catalog
 
 
 class Ctx:

@@ -4,10 +4,10 @@ import pytest
 import torch
 from PIL import Image
 
-from app.core.validate import load
-from app.core.workflow import WorkflowError
-from app.engine.executor import NodeError
-from nodes import catalog
+from latentloom.app.core.validate import load
+from latentloom.app.core.workflow import WorkflowError
+from latentloom.app.engine.executor import NodeError
+from latentloom.nodes import catalog
 
 
 def square(tmp_path, size=32, inner=(8, 24), ink=0, page=255):
@@ -73,7 +73,7 @@ def test_canny_low_above_high_is_a_validation_error(tmp_path):
 
 
 def test_depth_and_pose_without_the_model_name_the_file_and_folder(tmp_path):
-    from app.session.session import Session
+    from latentloom.app.session.session import Session
     doc = {"format": "latentloom.workflow", "version": 1, "nodes": {
         "img": {"type": "LoadImage", "params": {"path": str(square(tmp_path))}},
         "depth": {"type": "DepthMap", "inputs": {"image": ["img", "image"]}},
@@ -118,7 +118,7 @@ def test_a_folder_that_is_no_depth_model_is_a_clear_error(engine, tmp_path):
 
 
 def test_draw_pose_uses_the_openpose_palette():
-    from app.sd.control_images import COLORS, draw_pose
+    from latentloom.app.sd.control_images import COLORS, draw_pose
     points = [(20, 10), (20, 20), (12, 20), (10, 30), (10, 40), (28, 20), (30, 30), (30, 40), (15, 40), (15, 50),
               (15, 58), (25, 40), (25, 50), (25, 58), (13, 3), (27, 3), None, None]
     canvas = draw_pose(64, 40, points)
@@ -143,7 +143,7 @@ def tiny_pose_model(tmp_path_factory):
 
 def test_pose_map_draws_the_models_keypoints(engine, tmp_path, tiny_pose_model):
     from transformers import AutoProcessor, VitPoseForPoseEstimation
-    from app.sd import control_images
+    from latentloom.app.sd import control_images
     path = square(tmp_path, size=48)
     out = run_rgb(engine, path, "PoseMap", path=str(tiny_pose_model), threshold=0.0)
     processor = AutoProcessor.from_pretrained(tiny_pose_model)

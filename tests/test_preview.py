@@ -4,7 +4,7 @@ import json
 import numpy as np
 from PIL import Image
 
-from app.engine import events as ev
+from latentloom.app.engine import events as ev
 from tests.conftest import WORKFLOWS, load_workflow
 
 
@@ -20,8 +20,8 @@ def test_preview_shows_the_image_and_writes_nothing(engine, tiny_dir, tmp_path):
     saved = engine.run(load_workflow("txt2img.json", **sets))
     expected = np.array(Image.open(saved.outputs[0]))
     wf = load_workflow("txt2img.json", **sets)
-    from app.core.validate import load
-    from nodes import catalog
+    from latentloom.app.core.validate import load
+    from latentloom.nodes import catalog
     doc = wf.to_json()
     doc["nodes"]["save"] = {"type": "PreviewImage", "inputs": {"image": ["decode", "image"]}}
     seen = []
@@ -36,7 +36,7 @@ def test_preview_shows_the_image_and_writes_nothing(engine, tiny_dir, tmp_path):
 
 
 def test_cli_runs_a_preview_only_workflow(tiny_dir, tmp_path, capsys):
-    from app.cli import main
+    from latentloom.app.cli import main
     path = tmp_path / "preview.json"
     path.write_text(json.dumps(preview_doc()))
     code = main(["run", str(path), "--set", f"ckpt.path={tiny_dir}", "--set", "ckpt.dtype=fp32",
@@ -49,8 +49,8 @@ def test_cli_runs_a_preview_only_workflow(tiny_dir, tmp_path, capsys):
 
 def test_editor_shows_a_preview_event(qtbot, tmp_path):
     from PySide6.QtCore import QSettings
-    from app.ui.settings import Settings
-    from app.ui.window import MainWindow
+    from latentloom.app.ui.settings import Settings
+    from latentloom.app.ui.window import MainWindow
     settings = Settings(QSettings(str(tmp_path / "settings.ini"), QSettings.IniFormat))
     window = MainWindow(settings)
     qtbot.addWidget(window)

@@ -5,7 +5,7 @@ import os
 import numpy as np
 from PIL import Image
 
-from app.cli import main
+from latentloom.app.cli import main
 from tests.conftest import WORKFLOWS
 
 TXT2IMG, IMG2IMG = str(WORKFLOWS / "txt2img.json"), str(WORKFLOWS / "img2img.json")
@@ -73,7 +73,7 @@ def test_validate_checks_files_as_run_does_and_takes_models(tmp_path, capsys):
 
 
 def test_reader_registry_takes_a_new_format(tmp_path):
-    from app.session import Session, readers
+    from latentloom.app.session import Session, readers
     reader = readers.Reader("test-yaml-ish", "json", lambda v: isinstance(v, dict) and "recipe" in v,
                             lambda v: json.loads(open(TXT2IMG).read()))
     readers.register(reader)
@@ -87,7 +87,7 @@ def test_reader_registry_takes_a_new_format(tmp_path):
 
 
 def test_launcher_without_display_says_how_to_work_headless(monkeypatch, capsys):
-    from app import launcher
+    from latentloom.app import launcher
     for var in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setattr(launcher.sys, "platform", "linux")

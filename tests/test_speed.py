@@ -4,8 +4,8 @@ import pytest
 import torch
 from PIL import Image
 
-from app.engine import events as ev
-from app.sd import speed
+from latentloom.app.engine import events as ev
+from latentloom.app.sd import speed
 from tests.conftest import load_workflow
 
 PROMPT, NEGATIVE, SEED = "a red fox in the snow", "blurry", 7

@@ -4,7 +4,7 @@ import json
 import numpy as np
 from PIL import Image
 
-from app.cli import main
+from latentloom.app.cli import main
 from tests.conftest import WORKFLOWS
 
 TXT2IMG = str(WORKFLOWS / "txt2img.json")
@@ -21,7 +21,7 @@ def pixels(path):
 
 
 def session_for(out, tiny_dir):
-    from app.session import Session
+    from latentloom.app.session import Session
     return Session(models_dirs=[], output_dir=out, device="cpu")
 
 
@@ -119,8 +119,8 @@ def test_sweep_block_problems_name_the_axis(tmp_path, capsys):
 
 
 def test_ranges_and_value_lists():
-    from app.core.sweep import expand_range, parse_values
-    from app.session.overrides import parse_value
+    from latentloom.app.core.sweep import expand_range, parse_values
+    from latentloom.app.session.overrides import parse_value
     assert expand_range("1..4") == [1, 2, 3, 4]
     assert expand_range("4..2") == [4, 3, 2]
     assert expand_range("0.2:1.0:0.2") == [0.2, 0.4, 0.6, 0.8, 1.0]
@@ -131,7 +131,7 @@ def test_ranges_and_value_lists():
 
 
 def test_contact_sheet_geometry_and_labels():
-    from app.session import sheet
+    from latentloom.app.session import sheet
     colours = {(0, 0): (255, 0, 0), (1, 0): (0, 255, 0), (0, 1): (0, 0, 255)}
     images = {k: Image.new("RGB", (64, 48), c) for k, c in colours.items()}
     images[(1, 1)] = None  # a failed cell
@@ -151,15 +151,15 @@ def test_contact_sheet_geometry_and_labels():
 
 
 def test_contact_sheet_size_is_capped():
-    from app.session import sheet
+    from latentloom.app.session import sheet
     (cw, ch), top, left, size = sheet.layout(40, 30, 1024, 1024, True)
     assert max(size) <= sheet.MAX_SIDE and cw == ch and cw < 1024
 
 
 def test_cancelled_sweep_keeps_finished_cells_and_resumes_from_the_cache(tiny_dir, tmp_path):
-    from app.engine import events as ev
-    from app.engine.cancel import CancelToken
-    from app.session import Session
+    from latentloom.app.engine import events as ev
+    from latentloom.app.engine.cancel import CancelToken
+    from latentloom.app.session import Session
     session = Session(models_dirs=[], output_dir=tmp_path / "o", device="cpu")
     sets = [f"ckpt.path={tiny_dir}", "ckpt.dtype=fp32", "sampler.steps=2", "latent.width=64",
             "latent.height=64"]

@@ -1,12 +1,12 @@
 """Prompt encoding: identical to diffusers for short prompts, chunked for long ones, clip_skip."""
 import torch
 
-from app.sd import text
-from app.sd.handles import ClipHandle
+from latentloom.app.sd import text
+from latentloom.app.sd.handles import ClipHandle
 
 
 def comps_of(pipe):
-    from app.sd.runtime import TextModules
+    from latentloom.app.sd.runtime import TextModules
     return TextModules(pipe.text_encoder, pipe.tokenizer)
 
 

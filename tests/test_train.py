@@ -11,13 +11,13 @@ from PIL import Image
 from safetensors import safe_open
 
 import diffusers
-from app.cli import main
-from app.core.validate import load
-from app.engine import events as ev
-from app.engine.cancel import CancelToken, Cancelled
-from app.engine.executor import NodeError
-from app.sd.train import data as datasets, loop
-from nodes import catalog
+from latentloom.app.cli import main
+from latentloom.app.core.validate import load
+from latentloom.app.engine import events as ev
+from latentloom.app.engine.cancel import CancelToken, Cancelled
+from latentloom.app.engine.executor import NodeError
+from latentloom.app.sd.train import data as datasets, loop
+from latentloom.nodes import catalog
 from tests.conftest import ROOT, WORKFLOWS
 from tools.make_training_images import write as write_images
 
@@ -68,7 +68,7 @@ def test_loss_goes_down(runtime, tiny_dir, images):
 
 def test_step_zero_is_the_base_model(engine, runtime, tiny_dir, images, tmp_path):
     import copy
-    from app.sd.train import saves
+    from latentloom.app.sd.train import saves
     model, clip, vae = handles(runtime, tiny_dir)
     trainer = loop.Trainer(runtime, model, clip, vae, datasets.load(images, 32),
                            loop.Config(resolution=32, text_encoder=True))
@@ -344,7 +344,7 @@ def test_node_lora_equals_the_cli_file_and_loadlora_by_path(engine, tiny_dir, im
 
 
 def test_node_cancel_leaves_no_lora_and_continues(engine, runtime, tiny_dir, images, tmp_path):
-    from app.engine.executor import Engine
+    from latentloom.app.engine.executor import Engine
     doc = train_doc(tiny_dir, images, seed=11)
     cancel, events = CancelToken(), []
 
@@ -372,7 +372,7 @@ def test_node_cancel_leaves_no_lora_and_continues(engine, runtime, tiny_dir, ima
 
 
 def test_node_shows_a_live_loss_curve(runtime, tiny_dir, images, tmp_path):
-    from app.engine.executor import Engine
+    from latentloom.app.engine.executor import Engine
     engine = Engine(catalog, output_dir=tmp_path / "out", env=runtime, previews=True)
     events = []
     run_doc(engine, train_doc(tiny_dir, images, seed=5), events=events)
@@ -400,15 +400,15 @@ def test_node_errors_name_the_node_and_param(engine, tiny_dir, sd2_dir, images, 
         run_doc(engine, doc)
     assert str(e.value) == ("node 'train' (TrainLoRA) failed: input 'model': not a Stable Diffusion 1.x base (its "
                             "U-Net has the SD 2.x/XL layout); LoRA training supports SD 1.x only")
-    from app.core.workflow import WorkflowError
+    from latentloom.app.core.workflow import WorkflowError
     with pytest.raises(WorkflowError) as e:
         load(train_doc(tiny_dir, images, rank=0), catalog)
     assert [str(p) for p in e.value.problems] == ["node 'train' param 'rank': 0 is below the minimum 1"]
 
 
 def test_linked_lora_input_replaces_the_path_check(tiny_dir, images, tmp_path):
-    from app.core.workflow import WorkflowError
-    from app.session import Session
+    from latentloom.app.core.workflow import WorkflowError
+    from latentloom.app.session import Session
     session = Session(models_dirs=[tmp_path / "models"], output_dir=tmp_path / "out", device="cpu")
     doc = train_doc(tiny_dir, images)
     doc["nodes"]["lora"]["params"]["path"] = ""
@@ -420,8 +420,8 @@ def test_linked_lora_input_replaces_the_path_check(tiny_dir, images, tmp_path):
 
 
 def test_shipped_workflow_sweeps_rank_and_steps(tmp_path):
-    from app.session import Session
-    from app.session.readers import Document
+    from latentloom.app.session import Session
+    from latentloom.app.session.readers import Document
     session = Session(models_dirs=[tmp_path], output_dir=tmp_path / "out", device="cpu")
     doc = session.open(WORKFLOWS / "lora_training.json")
     doc.data["nodes"]["ckpt"]["params"]["path"] = str(ROOT / "resources" / "sd15")  # any existing folder
@@ -435,8 +435,8 @@ def test_shipped_workflow_sweeps_rank_and_steps(tmp_path):
 
 def test_shipped_workflow_runs_its_sweep_on_the_tiny_model(runtime, tiny_dir, tmp_path):
     """The lesson's exercise, shrunk: each LoRA trains once, the longer runs continue the shorter ones."""
-    from app.session import Session
-    from app.session.readers import Document
+    from latentloom.app.session import Session
+    from latentloom.app.session.readers import Document
     session = Session(output_dir=tmp_path / "out", device="cpu")
     session.engine.env = runtime
     doc = session.open(WORKFLOWS / "lora_training.json")

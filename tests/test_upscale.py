@@ -5,9 +5,9 @@ import torch
 from PIL import Image
 
 import diffusers
-from app.core.validate import load
-from app.sd.scheduler_table import SCHEDULERS, overrides
-from nodes import catalog
+from latentloom.app.core.validate import load
+from latentloom.app.sd.scheduler_table import SCHEDULERS, overrides
+from latentloom.nodes import catalog
 from tests.conftest import load_workflow
 
 PROMPT, NEGATIVE, SEED = "a lighthouse", "blurry", 11
@@ -71,8 +71,8 @@ def test_latent_upscale_sizes(tiny_engine, params, size):
 
 
 def test_latent_upscale_methods_are_torch_interpolation(tiny_engine):
-    from app.sd import upscale
-    from app.sd.handles import Latent
+    from latentloom.app.sd import upscale
+    from latentloom.app.sd.handles import Latent
     x = torch.randn(1, 4, 6, 8, generator=torch.Generator().manual_seed(0))
     mask = (torch.rand(1, 1, 6, 8, generator=torch.Generator().manual_seed(1)) > 0.5).float()
     for method in ("nearest-exact", "bilinear", "bicubic", "area"):
@@ -83,7 +83,7 @@ def test_latent_upscale_methods_are_torch_interpolation(tiny_engine):
 
 
 def test_latent_upscale_size_must_be_a_multiple_of_8():
-    from app.core.workflow import WorkflowError
+    from latentloom.app.core.workflow import WorkflowError
     with pytest.raises(WorkflowError) as info:
         graph({"latent": {"type": "EmptyLatent"},
                "up": {"type": "LatentUpscale", "params": {"width": 100}, "inputs": {"latent": ["latent", "latent"]}}})
@@ -91,7 +91,7 @@ def test_latent_upscale_size_must_be_a_multiple_of_8():
 
 
 def test_image_scale(engine, tmp_path):
-    from app.sd import masks
+    from latentloom.app.sd import masks
     path = tmp_path / "in.png"
     Image.fromarray((np.random.default_rng(0).random((20, 30, 3)) * 255).astype(np.uint8)).save(path)
     results = {}

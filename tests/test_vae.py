@@ -8,7 +8,7 @@ from PIL import Image
 from safetensors.torch import save_file
 
 import diffusers
-from app.engine.executor import NodeError
+from latentloom.app.engine.executor import NodeError
 from tests.conftest import load_workflow
 from tests.support.original_layout import _convert, _vae_attention_to_conv, _vae_modules
 from tests.tiny import tiny_components
@@ -30,7 +30,7 @@ def other_vae(tmp_path_factory):
 
 @pytest.fixture(autouse=True)
 def tiny_vae_config(other_vae, monkeypatch):
-    from app.sd import vae_files
+    from latentloom.app.sd import vae_files
     monkeypatch.setattr(vae_files, "CONFIG_DIR", other_vae[0])  # single files load with the tiny config
 
 
@@ -39,7 +39,7 @@ def with_vae(path, tiny_dir):
                                           "negative.text": NEGATIVE, "noise.seed": SEED, "sampler.steps": 3,
                                           "latent.width": 64, "latent.height": 64})
     if path is not None:
-        from app.core.workflow import Node
+        from latentloom.app.core.workflow import Node
         wf.nodes["vae"] = Node("LoadVAE", {"path": str(path), "dtype": "fp32"})
         wf.nodes["decode"].inputs["vae"] = ("vae", "vae")
     return wf

@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from app.core.validate import check
-from app.core.workflow import VERSION, WorkflowError
-from nodes import catalog
+from latentloom.app.core.validate import check
+from latentloom.app.core.workflow import VERSION, WorkflowError
+from latentloom.nodes import catalog
 from tests.conftest import WORKFLOWS
 
 BASE = json.loads((WORKFLOWS / "txt2img.json").read_text())
@@ -122,7 +122,7 @@ def test_ui_data_round_trips_and_unknown_ui_keys_survive():
 
 
 def test_migration_hook_runs_for_older_versions(monkeypatch):
-    from app.core import workflow
+    from latentloom.app.core import workflow
     monkeypatch.setattr(workflow, "VERSION", 2)
     monkeypatch.setitem(workflow.MIGRATIONS, 1, lambda d: {**d, "version": 2, "ui": {"migrated": True}})
     wf, found = workflow.parse(copy.deepcopy(BASE))
@@ -130,7 +130,7 @@ def test_migration_hook_runs_for_older_versions(monkeypatch):
 
 
 def test_workflow_error_message_lists_everything():
-    from app.core.validate import load
+    from latentloom.app.core.validate import load
     with pytest.raises(WorkflowError) as err:
         load(edited(lambda d: d["nodes"]["sampler"]["params"].update(steps=0, cfg=-1)), catalog, "wf.json")
     assert str(err.value) == ("wf.json: node 'sampler' param 'steps': 0 is below the minimum 1; "
@@ -138,6 +138,6 @@ def test_workflow_error_message_lists_everything():
 
 
 def test_huge_or_deep_json_is_refused_cleanly():
-    from app.core.workflow import decode
+    from latentloom.app.core.workflow import decode
     with pytest.raises(WorkflowError, match="nested deeper than 64 levels"):
         decode("[" * 100000 + "]" * 100000)

@@ -5,7 +5,7 @@ import pytest
 import torch
 from PIL import Image
 
-from app.sd import weighting
+from latentloom.app.sd import weighting
 from tests.conftest import load_workflow
 
 SEED, STEPS = 7, 2
@@ -112,9 +112,9 @@ def test_each_formula_matches_the_pipeline_with_hand_built_embeds(engine, tiny_p
 
 
 def test_plain_prompts_encode_identically_in_every_mode(tiny_pipe):
-    from app.sd import text
-    from app.sd.handles import ClipHandle
-    from app.sd.runtime import TextModules
+    from latentloom.app.sd import text
+    from latentloom.app.sd.handles import ClipHandle
+    from latentloom.app.sd.runtime import TextModules
     te = TextModules(tiny_pipe.text_encoder, tiny_pipe.tokenizer)
     for prompt in ["", "a red fox in the snow, detailed", "a [red] fox"]:
         plain = text.encode(te, ClipHandle("k"), prompt).embeds
@@ -123,8 +123,8 @@ def test_plain_prompts_encode_identically_in_every_mode(tiny_pipe):
 
 
 def test_version_1_files_keep_literal_prompts_and_new_nodes_default_to_comfyui():
-    from app.core.validate import load
-    from nodes import catalog
+    from latentloom.app.core.validate import load
+    from latentloom.nodes import catalog
     doc = {"format": "latentloom.workflow", "version": 1, "nodes": {
         "ckpt": {"type": "LoadCheckpoint"},
         "pos": {"type": "TextEncode", "params": {"text": "(x:2)"}, "inputs": {"clip": ["ckpt", "clip"]}},

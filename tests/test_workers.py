@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app.core.errors import UserError
-from app.session import Session
-from app.session.workers import LocalWorkers
+from latentloom.app.core.errors import UserError
+from latentloom.app.session import Session
+from latentloom.app.session.workers import LocalWorkers
 from tests.conftest import WORKFLOWS
 
 PROMPTS = ["a red fox in the snow", "a lighthouse at night"]
@@ -113,7 +113,7 @@ def test_bad_worker_counts(monkeypatch, count, message):
 
 
 def test_cli_bad_workers_and_ray_without_ray(tiny_dir, tmp_path, monkeypatch, capsys):
-    from app.cli import main
+    from latentloom.app.cli import main
     path = tmp_path / "sweep.json"
     path.write_text(json.dumps(sweep_doc(tiny_dir)))
     assert main(["run", str(path), "--out", str(tmp_path / "o"), "--workers", "0", "--quiet"]) == 2
@@ -126,7 +126,7 @@ def test_cli_bad_workers_and_ray_without_ray(tiny_dir, tmp_path, monkeypatch, ca
 
 
 def test_cli_sweep_with_workers(local, tiny_dir, tmp_path):
-    from app.cli import main
+    from latentloom.app.cli import main
     path = tmp_path / "sweep.json"
     path.write_text(json.dumps(sweep_doc(tiny_dir)))
     out = tmp_path / "o"
@@ -147,7 +147,7 @@ def ray_local():
 
 
 def test_ray_local_gives_the_local_sweep_and_survives_a_killed_actor(ray_local, local, tiny_dir, tmp_path):
-    from app.session.ray_dispatch import RayActors
+    from latentloom.app.session.ray_dispatch import RayActors
     dispatch = RayActors("local", 2, "cpu")
     result = sweep(tiny_dir, tmp_path / "a", dispatch)
     same_as_local(local, tmp_path / "a", result)

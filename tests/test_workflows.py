@@ -4,7 +4,7 @@ import json
 import jsonschema
 import pytest
 
-from app.cli import main
+from latentloom.app.cli import main
 from tests.conftest import ROOT, WORKFLOWS
 
 SHIPPED = sorted(WORKFLOWS.glob("*.json"))
@@ -44,7 +44,7 @@ def tiny_overrides(doc, tiny_dir, lora_file, controlnet_dir=None):
 @pytest.fixture
 def controlnet_dir(tiny_pipe, tmp_path_factory, monkeypatch):
     """A tiny ControlNet folder; its config stands in for SD 1.5's."""
-    from app.sd import controlnet
+    from latentloom.app.sd import controlnet
     from tests.support.controlnets import tiny_controlnet
     path = tmp_path_factory.mktemp("controlnet") / "tiny-cn"
     tiny_controlnet(tiny_pipe.unet, 1).save_pretrained(path)
@@ -89,5 +89,5 @@ def test_node_docs_are_generated_from_the_specs():
     import sys
     sys.path.insert(0, str(ROOT / "tools"))
     from gen_docs import render
-    from nodes import catalog
-    assert (ROOT / "docs" / "nodes.md").read_text() == render(catalog), "run: python tools/gen_docs.py"
+    from latentloom.nodes import catalog
+    assert (ROOT / "docs" / "latentloom.nodes.md").read_text() == render(catalog), "run: python tools/gen_docs.py"

@@ -40,6 +40,6 @@ def render(catalog):
 
 
 if __name__ == "__main__":
-    from nodes import catalog
-    (ROOT / "docs" / "nodes.md").write_text(render(catalog))
+    from latentloom.nodes import catalog
+    (ROOT / "docs" / "latentloom.nodes.md").write_text(render(catalog))
     print("wrote docs/nodes.md")

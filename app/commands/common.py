@@ -8,7 +8,7 @@ EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
 
 
 def session_from(args, previews=False):
-    from app.session import Session, models_dirs_from
+    from latentloom.app.session import Session, models_dirs_from
     return Session(models_dirs=models_dirs_from(getattr(args, "models", None)),
                    output_dir=getattr(args, "out", "output"), device=getattr(args, "device", "auto"),
                    allow_pickle=getattr(args, "allow_pickle_checkpoints", False), previews=previews,
@@ -95,10 +95,10 @@ def dispatch_from(args, session):
     """--workers / --ray -> a sweep dispatch (None: in this process). Raises UserError."""
     workers, ray = getattr(args, "workers", None), getattr(args, "ray", None)
     if ray:
-        from app.session.ray_dispatch import RayActors
+        from latentloom.app.session.ray_dispatch import RayActors
         return RayActors(ray, workers, session.device)
     if workers is not None:
-        from app.session.workers import LocalWorkers
+        from latentloom.app.session.workers import LocalWorkers
         return LocalWorkers(workers, session.device)
     return None
 
@@ -123,7 +123,7 @@ def check_report_path(path):
 
 
 def write_report(path, report):
-    from app.engine.outputs import write_file
+    from latentloom.app.engine.outputs import write_file
     text = json.dumps(report, indent=2, ensure_ascii=False) + "\n"
     try:
         write_file(Path(path).expanduser(), lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))

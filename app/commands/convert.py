@@ -5,7 +5,7 @@ import json
 import sys
 from pathlib import Path
 
-from app.commands.common import EXIT_INVALID, EXIT_OK, print_problems
+from latentloom.app.commands.common import EXIT_INVALID, EXIT_OK, print_problems
 
 NAME = "convert"
 TARGETS = ("latentloom", "comfyui-api")
@@ -22,8 +22,8 @@ def add_parser(sub, common):
 
 def convert(doc, to, catalog):
     """A read Document -> (JSON value to write, notes); WorkflowError when it cannot convert."""
-    from app.core.validate import check
-    from app.core.workflow import WorkflowError
+    from latentloom.app.core.validate import check
+    from latentloom.app.core.workflow import WorkflowError
     wf, problems = check(doc.data, catalog)
     kept = [p for p in problems if p.message.startswith("unsupported ComfyUI node")]
     problems = [p for p in problems if p not in kept]
@@ -32,7 +32,7 @@ def convert(doc, to, catalog):
     notes = [str(p) for p in kept]
     if to == "latentloom":
         return wf.to_json(), notes
-    from app.formats.comfy_export import to_prompt
+    from latentloom.app.formats.comfy_export import to_prompt
     try:
         prompt, more = to_prompt(wf)
     except WorkflowError as e:
@@ -42,10 +42,10 @@ def convert(doc, to, catalog):
 
 
 def run(args):
-    from app.core.workflow import WorkflowError
-    from app.engine.outputs import write_file
-    from app.session import Session
-    from nodes import catalog
+    from latentloom.app.core.workflow import WorkflowError
+    from latentloom.app.engine.outputs import write_file
+    from latentloom.app.session import Session
+    from latentloom.nodes import catalog
     session = Session(catalog)
     try:
         value, notes = convert(session.open(args.input), args.to, catalog)

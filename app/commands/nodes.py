@@ -1,7 +1,7 @@
 """latentloom nodes: the node catalog, from the specs."""
 import json
 
-from app.commands.common import EXIT_OK
+from latentloom.app.commands.common import EXIT_OK
 
 NAME = "nodes"
 
@@ -13,7 +13,7 @@ def add_parser(sub, common):
 
 
 def run(args):
-    from nodes import catalog
+    from latentloom.nodes import catalog
     if args.json:
         print(json.dumps(catalog.describe(), indent=2))
         return EXIT_OK

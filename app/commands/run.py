@@ -1,7 +1,7 @@
 """latentloom run WORKFLOW...: run workflows (JSON or PNG; a workflow with a sweep block sweeps)."""
 import sys
 
-from app.commands.common import (EXIT_FAILED, EXIT_INVALID, EXIT_OK, add_run_options, check_flags,
+from latentloom.app.commands.common import (EXIT_FAILED, EXIT_INVALID, EXIT_OK, add_run_options, check_flags,
                                  print_failure, print_problems, session_from, write_report)
 
 NAME = "run"
@@ -30,9 +30,9 @@ def run(args):
 
 def execute(session, prepared, args):
     """Run prepared workflows (and sweeps) in order, sharing one session; the exit code."""
-    from app.progress import Progress
-    from app.commands.common import dispatch_from
-    from app.core.errors import UserError
+    from latentloom.app.progress import Progress
+    from latentloom.app.commands.common import dispatch_from
+    from latentloom.app.core.errors import UserError
     try:
         args.dispatch = dispatch_from(args, session) if any(p.is_sweep for p in prepared) else None
         if args.dispatch is None:
@@ -59,9 +59,9 @@ def execute(session, prepared, args):
 
 
 def _single(session, item, progress, report, args):
-    from app.core.workflow import WorkflowError
-    from app.engine.cancel import Cancelled
-    from app.engine.executor import NodeError
+    from latentloom.app.core.workflow import WorkflowError
+    from latentloom.app.engine.cancel import Cancelled
+    from latentloom.app.engine.executor import NodeError
     entry = {"workflow": item.source}
     code = EXIT_OK
     try:
@@ -83,7 +83,7 @@ def _single(session, item, progress, report, args):
 
 
 def _sweep(session, item, progress, report, args):
-    from app.engine.cancel import CancelToken
+    from latentloom.app.engine.cancel import CancelToken
     cancel = CancelToken()
     try:
         result = session.sweep(item, on_event=progress, cancel=cancel, dispatch=getattr(args, "dispatch", None))

@@ -2,7 +2,7 @@
 import copy
 import sys
 
-from app.commands.common import EXIT_INVALID, add_run_options, check_flags, print_problems, session_from
+from latentloom.app.commands.common import EXIT_INVALID, add_run_options, check_flags, print_problems, session_from
 
 NAME = "sweep"
 
@@ -22,9 +22,9 @@ def add_parser(sub, common):
 
 def axis_block(items):
     """--axis flags -> ("sweep" block, problems)."""
-    from app.core.sweep import parse_values
-    from app.core.workflow import Problem
-    from app.session.overrides import parse_value
+    from latentloom.app.core.sweep import parse_values
+    from latentloom.app.core.workflow import Problem
+    from latentloom.app.session.overrides import parse_value
     axes, problems = [], []
     for item in items:
         target, eq, text = item.partition("=")
@@ -41,8 +41,8 @@ def axis_block(items):
 
 
 def run(args):
-    from app.commands.run import execute
-    from app.core.workflow import WorkflowError
+    from latentloom.app.commands.run import execute
+    from latentloom.app.core.workflow import WorkflowError
     problem = check_flags(args)
     if problem:
         print(f"error: {problem}", file=sys.stderr)
@@ -67,5 +67,5 @@ def run(args):
 
 
 def _no_axes():
-    from app.core.workflow import Problem
+    from latentloom.app.core.workflow import Problem
     return Problem(None, None, "no axes: give --axis NODE.PARAM=V1,V2,... or a workflow with a sweep block")

@@ -5,7 +5,7 @@ import sys
 import threading
 from pathlib import Path
 
-from app.commands.common import EXIT_FAILED, EXIT_INVALID, EXIT_OK
+from latentloom.app.commands.common import EXIT_FAILED, EXIT_INVALID, EXIT_OK
 
 NAME = "train-lora"
 FLAGS = {"text_encoder": "--text-encoder", "gradient_checkpointing": "--gradient-checkpointing"}
@@ -47,7 +47,7 @@ def flag(name):
 
 
 def run(args):
-    from app.core.errors import UserError
+    from latentloom.app.core.errors import UserError
     try:
         trainer, base, out, data = _setup(args)
     except UserError as e:
@@ -68,8 +68,8 @@ def _fail(e, code, debug):
 
 def _setup(args):
     """Check the flags, read the data, load the base and build the trainer (UserError naming the flag)."""
-    from app.core.errors import UserError
-    from app.sd.train import data as datasets, loop, saves
+    from latentloom.app.core.errors import UserError
+    from latentloom.app.sd.train import data as datasets, loop, saves
     config = loop.Config(rank=args.rank, alpha=args.rank if args.alpha is None else args.alpha, steps=args.steps,
                          lr=args.lr, batch=args.batch, resolution=args.resolution, seed=args.seed,
                          text_encoder=args.text_encoder, precision=args.precision,
@@ -93,15 +93,15 @@ def _setup(args):
         if saved is None:
             raise UserError(f"--resume: no saved state {saves.state_path(out).name} beside --out")
         trainer.load_state(*saved, data_hash=data)
-    from app.sd.train import kohya
+    from latentloom.app.sd.train import kohya
     return trainer, (Path(str(source)).name, kohya.base_hashes(source)), out, data
 
 
 def _base(args, config):
-    from app.core.errors import UserError
-    from app.engine.files import FileProblem, Files, fingerprint
-    from app.session import models_dirs_from
-    from app.sd.runtime import Runtime
+    from latentloom.app.core.errors import UserError
+    from latentloom.app.engine.files import FileProblem, Files, fingerprint
+    from latentloom.app.session import models_dirs_from
+    from latentloom.app.sd.runtime import Runtime
     try:
         resolved = Files(models_dirs_from(args.models)).resolve(args.base, "checkpoints", hub_ok=True)
     except FileProblem as e:
@@ -126,7 +126,7 @@ def _base(args, config):
 
 def _train(trainer, base, out, data, args):
     from tqdm import tqdm
-    from app.sd.train import log, saves
+    from latentloom.app.sd.train import log, saves
     stop = []
 
     def on_sigint(signum, frame):

@@ -1,7 +1,7 @@
 """latentloom validate WORKFLOW...: every check `run` makes before running, files included."""
 import sys
 
-from app.commands.common import EXIT_INVALID, EXIT_OK, add_set_option, check_out_dir, print_problems, session_from
+from latentloom.app.commands.common import EXIT_INVALID, EXIT_OK, add_set_option, check_out_dir, print_problems, session_from
 
 NAME = "validate"
 
@@ -22,7 +22,7 @@ def run(args):
         return EXIT_INVALID
     session = session_from(args)
     if args.device in ("cuda", "mps"):  # as `run` refuses a device this machine lacks
-        from app.sd.device import pick_device
+        from latentloom.app.sd.device import pick_device
         try:
             pick_device(args.device)
         except ValueError as e:
@@ -34,7 +34,7 @@ def run(args):
     for item in prepared:
         cells = ""
         if item.is_sweep:
-            from app.core.sweep import cells as all_cells
+            from latentloom.app.core.sweep import cells as all_cells
             cells = f" (a sweep of {len(all_cells(item.axes))} cells)"
         print(f"{item.source}: ok{cells}")
     return EXIT_INVALID if errors else EXIT_OK

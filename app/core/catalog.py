@@ -1,5 +1,5 @@
 """A catalog of node specs, filled by the @node decorator."""
-from app.core.spec import PARAM_KINDS, NodeSpec
+from latentloom.app.core.spec import PARAM_KINDS, NodeSpec
 
 
 class Catalog:

@@ -10,7 +10,7 @@ import itertools
 import re
 from dataclasses import dataclass
 
-from app.core.workflow import Problem
+from latentloom.app.core.workflow import Problem
 
 MAX_AXES = 3
 MAX_CELLS = 10000

@@ -1,6 +1,6 @@
 """Check a workflow against a node catalog, reporting every problem at once."""
-from app.core import types
-from app.core.workflow import Problem, WorkflowError, parse
+from latentloom.app.core import types
+from latentloom.app.core.workflow import Problem, WorkflowError, parse
 
 
 def validate(wf, catalog):

@@ -2,14 +2,14 @@
 import time
 from dataclasses import dataclass, field
 
-from app.core.errors import UserError
-from app.core.workflow import Problem, WorkflowError
-from app.engine import events as ev
-from app.engine.cache import Cache
-from app.engine.cancel import CancelToken, Cancelled
-from app.engine.files import FileProblem, Files, fingerprint
-from app.engine.keys import node_key
-from app.engine.plan import plan, targets_of
+from latentloom.app.core.errors import UserError
+from latentloom.app.core.workflow import Problem, WorkflowError
+from latentloom.app.engine import events as ev
+from latentloom.app.engine.cache import Cache
+from latentloom.app.engine.cancel import CancelToken, Cancelled
+from latentloom.app.engine.files import FileProblem, Files, fingerprint
+from latentloom.app.engine.keys import node_key
+from latentloom.app.engine.plan import plan, targets_of
 
 
 class NodeError(Exception):

@@ -5,7 +5,7 @@ block (128 channels in SD 1.x) holds about four tensors of that width at once, p
 """
 import os
 
-from app.core.workflow import Problem
+from latentloom.app.core.workflow import Problem
 
 SD_VAE_CHANNELS = 128
 LIVE_TENSORS = 4
@@ -65,7 +65,7 @@ def device_memory(device):
 
 def check_decode(vae, shape, what="decode"):
     """UserError when decoding (or encoding) an image of shape [batch, C, H, W] pixels cannot fit."""
-    from app.core.errors import UserError
+    from latentloom.app.core.errors import UserError
     b, _, h, w = shape
     need = decode_bytes(b * h * w, vae.config.block_out_channels[0], vae.dtype.itemsize)
     have = device_memory(vae.device)

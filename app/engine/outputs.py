@@ -8,8 +8,8 @@ import os
 import re
 from pathlib import Path
 
-from app.core.errors import UserError
-from app.core.outputs import check_prefix
+from latentloom.app.core.errors import UserError
+from latentloom.app.core.outputs import check_prefix
 
 SAFE_STEM = re.compile(r"[^A-Za-z0-9._-]+")
 TMP_SUFFIX = ".latentloom-partial"  # a file being written: hidden, and never a real output name

@@ -3,7 +3,7 @@ import json
 
 from PIL import Image, PngImagePlugin
 
-from app.core.workflow import Problem, WorkflowError, decode
+from latentloom.app.core.workflow import Problem, WorkflowError, decode
 
 KEY = "latentloom.workflow"
 KEYS = (KEY,)

@@ -6,8 +6,8 @@ Latent Loom document or raises WorkflowError (never another exception).
 import json
 from functools import wraps
 
-from app.core.workflow import FORMAT, Problem, WorkflowError
-from app.session.readers import Reader, register
+from latentloom.app.core.workflow import FORMAT, Problem, WorkflowError
+from latentloom.app.session.readers import Reader, register
 
 
 def _guarded(what):
@@ -46,14 +46,14 @@ def is_ui_graph(value):
 
 @_guarded("ComfyUI API prompt")
 def read_api(value):
-    from app.formats.comfy_import import to_document
+    from latentloom.app.formats.comfy_import import to_document
     return to_document(_unwrap(value), source="comfyui-api")
 
 
 @_guarded("ComfyUI workflow")
 def read_ui(value):
-    from app.formats.comfy_import import to_document
-    from app.formats.comfy_ui import to_prompt
+    from latentloom.app.formats.comfy_import import to_document
+    from latentloom.app.formats.comfy_ui import to_prompt
     prompt, titles, positions = to_prompt(value)
     if not prompt:
         raise WorkflowError([Problem(None, None, "this ComfyUI workflow has no node to run")])
@@ -88,7 +88,7 @@ def read_comfy_png(chunks):
 
 @_guarded("A1111 parameters text")
 def read_a1111_png(chunks):
-    from app.formats.a1111 import to_document
+    from latentloom.app.formats.a1111 import to_document
     return to_document(chunks["parameters"])
 
 

@@ -1,7 +1,7 @@
 """A1111 'parameters' text -> the equivalent txt2img (or img2img) Latent Loom graph."""
 import re
 
-from app.core.workflow import FORMAT, VERSION, Problem, WorkflowError
+from latentloom.app.core.workflow import FORMAT, VERSION, Problem, WorkflowError
 
 FIELD = re.compile(r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)')
 LORA = re.compile(r"<lora:([^:>]+)((?::[^:>]*)*)>")

@@ -5,8 +5,8 @@ sets add_noise / start_at_step / end_at_step / return_with_leftover_noise); Text
 becomes a CLIPSetLastLayer in front of it; kept "comfyui:<class_type>" nodes go back as they came.
 Returns (prompt, notes): notes say what ComfyUI will render differently.
 """
-from app.core.workflow import Problem, WorkflowError
-from app.formats.comfy_import import UNSUPPORTED
+from latentloom.app.core.workflow import Problem, WorkflowError
+from latentloom.app.formats.comfy_import import UNSUPPORTED
 
 OUTPUTS = {"LoadCheckpoint": ["model", "clip", "vae"], "LoadLoRA": ["model", "clip"], "LoadImage": ["image", "mask"],
            "ApplyControlNet": ["positive", "negative"]}

@@ -7,7 +7,7 @@ inputs and links, so validation names it and converting back keeps it.
 """
 from dataclasses import dataclass
 
-from app.core.workflow import FORMAT, VERSION, Problem, WorkflowError
+from latentloom.app.core.workflow import FORMAT, VERSION, Problem, WorkflowError
 
 UNSUPPORTED = "comfyui:"
 MAX_NODES = 5000

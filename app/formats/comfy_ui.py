@@ -5,7 +5,7 @@ value after each seed; links are tuples in 0.4 and objects in 1; reroutes and by
 (mode 4) pass their input through, muted nodes (mode 2) are left out, Primitive nodes give their
 value to the widget they feed; groups and notes carry nothing to run.
 """
-from app.core.workflow import Problem, WorkflowError
+from latentloom.app.core.workflow import Problem, WorkflowError
 
 MUTED, BYPASSED = 2, 4
 AFTER_SEED = "control_after_generate"

@@ -5,7 +5,7 @@ IMAGE tensors [b, 3, H, W] in 0..1 go to uint8 RGB arrays (rounded as diffusers 
 import numpy as np
 import torch
 
-from app.core.errors import UserError
+from latentloom.app.core.errors import UserError
 
 
 def to_arrays(image):

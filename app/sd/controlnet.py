@@ -14,9 +14,9 @@ from typing import Any
 
 import torch
 
-from app.core.errors import UserError
-from app.paths import RESOURCES
-from app.sd import guidance
+from latentloom.app.core.errors import UserError
+from latentloom.app.paths import RESOURCES
+from latentloom.app.sd import guidance
 
 CONFIG_DIR = RESOURCES / "controlnet-sd15"  # the SD 1.5 ControlNet config (offline single-file loads)
 FIT = ("in_channels", "cross_attention_dim", "block_out_channels", "conditioning_channels")

@@ -20,5 +20,5 @@ def pick_device(name="auto"):
 
 def pick_dtype(name, device):
     """The torch dtype for a dtype setting (app.sd.speed.choose_dtype also says why)."""
-    from app.sd.speed import choose_dtype
+    from latentloom.app.sd.speed import choose_dtype
     return choose_dtype(name, device)[0]

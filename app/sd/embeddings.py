@@ -10,7 +10,7 @@ import re
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
-from app.core.errors import UserError
+from latentloom.app.core.errors import UserError
 
 EXTENSIONS = (".safetensors", ".pt", ".bin")
 PREFIXED = re.compile(r"embedding:([\w\-.]*[\w\-])", re.IGNORECASE)

@@ -12,7 +12,7 @@ PREVIEW_FACTORS = torch.tensor([
 @torch.no_grad()
 def decode(vae, latents):
     """Latents -> IMAGE: float tensor [batch, 3, H, W] in 0..1 on the CPU."""
-    from app.engine.memory import check_decode
+    from latentloom.app.engine.memory import check_decode
     f = scale_factor(vae)
     check_decode(vae, (latents.shape[0], 3, latents.shape[-2] * f, latents.shape[-1] * f))
     latents = latents.to(device=vae.device, dtype=vae.dtype)
@@ -46,7 +46,7 @@ def prepare(vae, image):
 @torch.no_grad()
 def encode(vae, pixels):
     """Normalized pixels (from prepare) -> scaled latents: the latent distribution's mean."""
-    from app.engine.memory import check_decode
+    from latentloom.app.engine.memory import check_decode
     check_decode(vae, pixels.shape, "encode")
     x = pixels.to(device=vae.device, dtype=vae.dtype)
     return vae.encode(x).latent_dist.mean * vae.config.scaling_factor

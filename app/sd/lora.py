@@ -12,7 +12,7 @@ from collections import OrderedDict
 from contextlib import contextmanager
 from pathlib import Path
 
-from app.core.errors import UserError
+from latentloom.app.core.errors import UserError
 
 PARTS = ("unet", "text_encoder")
 LABEL = {"unet": "U-Net", "text_encoder": "text encoder"}

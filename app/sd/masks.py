@@ -7,7 +7,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from app.core.errors import UserError
+from latentloom.app.core.errors import UserError
 
 MAX_SIDE = 16384
 MAX_PIXELS = 8192 * 8192

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import torch
 
-from app.core.errors import UserError
-from app.engine.files import PICKLE_MESSAGE, pickle_weights
+from latentloom.app.core.errors import UserError
+from latentloom.app.engine.files import PICKLE_MESSAGE, pickle_weights
 
-from app.paths import RESOURCES
+from latentloom.app.paths import RESOURCES
 UNET_IN = "model.diffusion_model.input_blocks.0.0.weight"
 
 

@@ -11,9 +11,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from app.sd import speed
-from app.sd.device import pick_device
-from app.sd.models import ModelStore
+from latentloom.app.sd import speed
+from latentloom.app.sd.device import pick_device
+from latentloom.app.sd.models import ModelStore
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ class Runtime:
                                 max_models=max_models)
         self.offload = None
         if self.lowvram:
-            from app.sd.offload import Offload
+            from latentloom.app.sd.offload import Offload
             self.offload = Offload(self.device)
 
     def vram_budget(self, fraction):
@@ -56,7 +56,7 @@ class Runtime:
         """Load a checkpoint once per process; returns the (model, clip, vae) handles.
 
         log(line) hears which dtype was chosen and why, and the speed settings applied."""
-        from app.sd.handles import ClipHandle, ModelHandle, VaeHandle
+        from latentloom.app.sd.handles import ClipHandle, ModelHandle, VaeHandle
         torch_dtype, why = speed.choose_dtype(dtype, self.device)
         key = self.store.load(identity, source, config, torch_dtype)
         comps = self.components(key)
@@ -79,16 +79,16 @@ class Runtime:
     def add_lora(self, model, clip, path, identity, strength_model, strength_clip):
         """Inject a LoRA file into the handles' modules (once) and return handles with it stacked."""
         from dataclasses import replace
-        from app.sd import lora
-        from app.sd.handles import LoraRef
+        from latentloom.app.sd import lora
+        from latentloom.app.sd.handles import LoraRef
         lora.prepare(self, model.checkpoint, clip.checkpoint, path, identity)
         return (replace(model, loras=model.loras + (LoraRef(path, identity, float(strength_model)),)),
                 replace(clip, loras=clip.loras + (LoraRef(path, identity, float(strength_clip)),)))
 
     def load_controlnet(self, identity, path, dtype="auto"):
         """Read a ControlNet file or folder once per process; returns its ControlNetHandle."""
-        from app.sd import controlnet
-        from app.sd.handles import ControlNetHandle
+        from latentloom.app.sd import controlnet
+        from latentloom.app.sd.handles import ControlNetHandle
         dt = pick_dtype(dtype, self.device)
         key = f"controlnet|{identity}|{dt}|{self.device}"
         self.store.extra(key, lambda: controlnet.read(path, dt))
@@ -96,8 +96,8 @@ class Runtime:
 
     def load_vae(self, identity, path, dtype="auto"):
         """Read a VAE file or folder once per process; returns a VaeHandle usable wherever a checkpoint's is."""
-        from app.sd import vae_files
-        from app.sd.handles import VaeHandle
+        from latentloom.app.sd import vae_files
+        from latentloom.app.sd.handles import VaeHandle
         dt = pick_dtype(dtype, self.device)
         key = f"vae|{identity}|{dt}|{self.device}"
         self.store.extra(key, lambda: vae_files.read(path, dt))
@@ -107,7 +107,7 @@ class Runtime:
     @contextmanager
     def unet(self, model):
         """The U-Net of a ModelHandle with exactly its LoRA stack active, under the checkpoint's lock."""
-        from app.sd.lora import activated
+        from latentloom.app.sd.lora import activated
         comps = self.components(model.checkpoint)
         with activated(self, comps, model.loras, "unet"):
             yield self._on_device(comps["unet"])
@@ -115,7 +115,7 @@ class Runtime:
     @contextmanager
     def clip(self, clip):
         """TextModules(encoder, tokenizer) of a ClipHandle with its LoRA stack active."""
-        from app.sd.lora import activated
+        from latentloom.app.sd.lora import activated
         comps = self.components(clip.checkpoint)
         with activated(self, comps, clip.loras, "text_encoder"):
             yield TextModules(self._on_device(comps["text_encoder"]), comps["tokenizer"])

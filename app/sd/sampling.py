@@ -11,9 +11,9 @@ import torch
 from diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion import rescale_noise_cfg
 from diffusers.utils.torch_utils import randn_tensor
 
-from app.core.errors import UserError
-from app.sd import guidance, schedulers
-from app.sd.images import preview
+from latentloom.app.core.errors import UserError
+from latentloom.app.sd import guidance, schedulers
+from latentloom.app.sd.images import preview
 
 
 def _cfg_embeds(positive, negative, pad_chunk, batch, do_cfg):

@@ -3,8 +3,8 @@ import json
 
 import diffusers
 
-from app.sd.handles import SchedulerHandle
-from app.sd.scheduler_table import SCHEDULERS, overrides
+from latentloom.app.sd.handles import SchedulerHandle
+from latentloom.app.sd.scheduler_table import SCHEDULERS, overrides
 
 
 def describe(name, base_config, sigmas="default", spacing="default"):

@@ -42,7 +42,7 @@ def native_bf16():
 
 def choose_dtype(name, device):
     """(torch dtype, one log line saying which dtype and why)."""
-    from app.sd.device import DTYPES
+    from latentloom.app.sd.device import DTYPES
     if device != "cpu":
         if name == "auto":
             return torch.float16, f"dtype auto -> fp16 on {device}"

@@ -1,7 +1,7 @@
 """Prompt encoding as diffusers' encode_prompt does it; long prompts are chunked, not truncated."""
 import torch
 
-from app.sd.handles import Conditioning
+from latentloom.app.sd.handles import Conditioning
 
 CHUNK = 75  # tokens per chunk, plus start and end tokens = 77
 
@@ -34,7 +34,7 @@ def encode_ids(text_encoder, ids, clip_skip=0):
 
 def encode(te, clip, text, clip_skip=0, vectors=None):
     """te: TextModules (encoder, tokenizer); vectors: textual-inversion embeddings (app.sd.embeddings)."""
-    from app.sd.embeddings import injected
+    from latentloom.app.sd.embeddings import injected
     with injected(te.encoder, vectors):
         chunks = [encode_ids(te.encoder, ids, clip_skip) for ids in token_chunks(te.tokenizer, text, vectors)]
     return Conditioning(torch.cat(chunks, dim=1), clip, clip_skip)

@@ -28,7 +28,7 @@ def interpolate(x, width, height, method):
 
 def latent(lat, width, height, method):
     """A Latent at width x height pixels; an inpainting mask and masked-image latents follow along."""
-    from app.sd.handles import Latent
+    from latentloom.app.sd.handles import Latent
     h, w = height // 8, width // 8
     mask = None if lat.mask is None else interpolate(lat.mask, w, h, "nearest-exact")
     masked = None if lat.masked_image_latents is None else interpolate(lat.masked_image_latents, w, h, method)
@@ -37,6 +37,6 @@ def latent(lat, width, height, method):
 
 def image(img, width, height, method):
     if method == "lanczos":
-        from app.sd import masks
+        from latentloom.app.sd import masks
         return masks.resize(img, width, height, "lanczos")
     return interpolate(img, width, height, method).clamp(0, 1)

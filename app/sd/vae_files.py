@@ -6,8 +6,8 @@ import logging
 import struct
 from pathlib import Path
 
-from app.core.errors import UserError
-from app.paths import RESOURCES
+from latentloom.app.core.errors import UserError
+from latentloom.app.paths import RESOURCES
 
 CONFIG_DIR = RESOURCES / "sd15" / "vae"
 LDM_KEY = "decoder.conv_in.weight"

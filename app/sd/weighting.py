@@ -12,7 +12,7 @@ import re
 
 import torch
 
-from app.sd.handles import Conditioning
+from latentloom.app.sd.handles import Conditioning
 
 MODES = ("comfyui", "a1111", "none")
 CHUNK = 75
@@ -229,8 +229,8 @@ def apply(mode, z, weights, z_empty=None):
 def encode(te, clip, text, clip_skip=0, mode="comfyui", log=None, vectors=None):
     """te: TextModules; vectors: textual-inversion embeddings. The weighted Conditioning; 'none'
     is app.sd.text.encode."""
-    from app.sd import text as plain
-    from app.sd.embeddings import injected
+    from latentloom.app.sd import text as plain
+    from latentloom.app.sd.embeddings import injected
     if mode == "none":
         return plain.encode(te, clip, text, clip_skip, vectors)
     pieces, unbalanced = chunks(mode, te.tokenizer, text, vectors)

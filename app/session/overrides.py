@@ -1,5 +1,5 @@
 """NODE.PARAM=VALUE overrides (`--set`, sweep cells) on decoded documents."""
-from app.core.workflow import Problem, loads
+from latentloom.app.core.workflow import Problem, loads
 
 
 def parse_value(text):

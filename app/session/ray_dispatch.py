@@ -11,8 +11,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from app.core.errors import UserError
-from app.session.workers import MAX_TRIES, Router, _started, commit_files, shared_prefixes
+from latentloom.app.core.errors import UserError
+from latentloom.app.session.workers import MAX_TRIES, Router, _started, commit_files, shared_prefixes
 
 INSTALL = ("--ray needs Ray, which is not installed: pip install 'latentloom[ray]' "
            "(or pip install 'ray>=2.9')")
@@ -32,13 +32,13 @@ class CellActor:
     def __init__(self, settings, prepared, cwd):
         if cwd and os.path.isdir(cwd):
             os.chdir(cwd)  # relative model folders, as the lead sees them (same machine or same layout)
-        from app.session import Session
+        from latentloom.app.session import Session
         self.staging = tempfile.mkdtemp(prefix="latentloom-ray-")
         self.session = Session(output_dir=self.staging, **settings)
         self.prepared = prepared
 
     def run(self, k, cell):
-        from app.session.sweeping import run_cell
+        from latentloom.app.session.sweeping import run_cell
         res = run_cell(self.session, self.prepared, cell)
         files = []
         for f in res.files:
@@ -80,7 +80,7 @@ class RayActors:
 
     def cells(self, session, prepared, order, emit, cancel):
         ray = self.ray
-        from app.session.sweeping import CellResult
+        from latentloom.app.session.sweeping import CellResult
         count, gpus = self._init()
         settings = session.settings()
         settings["models_dirs"] = [str(Path(d).expanduser().resolve()) for d in settings["models_dirs"]]

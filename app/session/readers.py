@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from app.core.workflow import MAX_FILE_BYTES, Problem, WorkflowError, decode
+from latentloom.app.core.workflow import MAX_FILE_BYTES, Problem, WorkflowError, decode
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -53,7 +53,7 @@ def open_document(path):
     with open(p, "rb") as f:
         head = f.read(8)
     if head == PNG_MAGIC:
-        from app.engine.png import read_text_chunks
+        from latentloom.app.engine.png import read_text_chunks
         chunks = read_text_chunks(p)
         value, table = chunks, PNG_READERS
         nothing = "this PNG carries no Latent Loom workflow (nor one of another format it reads)"
@@ -80,20 +80,20 @@ def open_document(path):
 
 
 def _ours_json(value):
-    from app.core.workflow import FORMAT
+    from latentloom.app.core.workflow import FORMAT
     return isinstance(value, dict) and value.get("format") == FORMAT
 
 
 def _ours_png_read(chunks):
-    from app.engine.png import KEYS
+    from latentloom.app.engine.png import KEYS
     return decode(next(chunks[k] for k in KEYS if k in chunks))
 
 
 def _ours_png_claims(chunks):
-    from app.engine.png import KEYS
+    from latentloom.app.engine.png import KEYS
     return any(k in chunks for k in KEYS)
 
 
 register(Reader("latentloom-json", "json", _ours_json, lambda value: value))
 register(Reader("latentloom-png", "png", _ours_png_claims, _ours_png_read))
-import app.formats  # noqa: E402,F401  (registers the ComfyUI and A1111 readers)
+import latentloom.app.formats  # noqa: E402,F401  (registers the ComfyUI and A1111 readers)

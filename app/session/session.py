@@ -5,14 +5,14 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from app.core import sweep as sweeps
-from app.core.validate import check as check_document
-from app.core.workflow import Problem, WorkflowError, scan
-from app.engine.executor import Engine
-from app.engine.memory import total_ram, workflow_problems
-from app.engine.plan import plan, targets_of
-from app.session.overrides import apply_sets, set_param
-from app.session.readers import Document, open_document
+from latentloom.app.core import sweep as sweeps
+from latentloom.app.core.validate import check as check_document
+from latentloom.app.core.workflow import Problem, WorkflowError, scan
+from latentloom.app.engine.executor import Engine
+from latentloom.app.engine.memory import total_ram, workflow_problems
+from latentloom.app.engine.plan import plan, targets_of
+from latentloom.app.session.overrides import apply_sets, set_param
+from latentloom.app.session.readers import Document, open_document
 
 
 @dataclass
@@ -49,7 +49,7 @@ class Session:
         """cache_ram / cache_vram: the budget in GB for cached node outputs and loaded models
         (None: RAM_FRACTION of the RAM, VRAM_FRACTION of the GPU's memory)."""
         if catalog is None:
-            from nodes import catalog
+            from latentloom.nodes import catalog
         self.catalog = catalog
         self.device, self.allow_pickle = device, allow_pickle
         self.compile, self.lowvram = compile, lowvram  # speed settings (app.sd.speed, app.sd.offload)
@@ -84,7 +84,7 @@ class Session:
     def runtime(self):
         """The torch runtime (device and model store), built on first use and kept."""
         if self.engine.env is None:
-            from app.sd.runtime import Runtime
+            from latentloom.app.sd.runtime import Runtime
             env = Runtime(self.device, allow_pickle=self.allow_pickle, compile=self.compile,
                           lowvram=self.lowvram)
             cache = self.engine.cache
@@ -143,7 +143,7 @@ class Session:
     def load_all(self, paths, sets=()):
         """Several documents with shared --set: each set applies to every document that has its
         node, and is an error only when none has it. Returns ([Prepared], [WorkflowError])."""
-        from app.session.overrides import find_node, parse_set
+        from latentloom.app.session.overrides import find_node, parse_set
         docs, errors = [], []
         for path in paths:
             try:
@@ -189,7 +189,7 @@ class Session:
     def _model_problems(self, wf, targets, base_dirs):
         """Checkpoints read with pickle without the user's opt-in; sizes that cannot fit in memory
         with the checkpoints' weights."""
-        from app.engine.files import PICKLE_MESSAGE, pickle_weights, weights_bytes
+        from latentloom.app.engine.files import PICKLE_MESSAGE, pickle_weights, weights_bytes
         resolved = self.engine.resolve_files(wf, plan(wf, targets), base_dirs)
         problems, weights = [], 0
         for nid, files in resolved.items():
@@ -254,7 +254,7 @@ class Session:
 
     def sweep(self, prepared, on_event=None, cancel=None, dispatch=None):
         """Run every cell of a prepared sweep; see app.session.sweeping (dispatch: app.session.workers)."""
-        from app.session.sweeping import run_sweep
+        from latentloom.app.session.sweeping import run_sweep
         return run_sweep(self, prepared, on_event=on_event, cancel=cancel, dispatch=dispatch)
 
     def settings(self):

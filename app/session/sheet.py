@@ -1,7 +1,7 @@
 """Contact sheets: a sweep's cells in a grid, with axis titles and value labels."""
 from PIL import Image, ImageDraw, ImageFont
 
-from app.paths import FONT
+from latentloom.app.paths import FONT
 
 MAX_SIDE = 8192          # a sheet is never larger than this on either side
 MAX_CELL = 512           # nor is a cell

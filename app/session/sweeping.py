@@ -5,12 +5,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from app.core import sweep as sweeps
-from app.core.workflow import WorkflowError
-from app.engine import events as ev
-from app.engine.cancel import CancelToken, Cancelled
-from app.engine.executor import NodeError
-from app.session.overrides import set_param
+from latentloom.app.core import sweep as sweeps
+from latentloom.app.core.workflow import WorkflowError
+from latentloom.app.engine import events as ev
+from latentloom.app.engine.cancel import CancelToken, Cancelled
+from latentloom.app.engine.executor import NodeError
+from latentloom.app.session.overrides import set_param
 
 
 @dataclass
@@ -98,7 +98,7 @@ def run_sweep(session, prepared, on_event=None, cancel=None, dispatch=None, on_c
         status = "cancelled"
     done = [results[c.index] for c in sweeps.cells(axes) if c.index in results]
     result = SweepResult(done, status=status)
-    from app.engine.outputs import safe_stem
+    from latentloom.app.engine.outputs import safe_stem
     stem = safe_stem(Path(prepared.source).stem if prepared.source else "", "sweep")
     result.sheets = write_sheets(session.output_dir, stem, axes, results, _sweep_document(prepared))
     for page, path in enumerate(result.sheets):
@@ -128,8 +128,8 @@ def cell_image(res):
 
 def write_sheets(output_dir, stem, axes, results, document):
     """One contact sheet per page value; returns their paths."""
-    from app.engine import outputs, png
-    from app.session import sheet
+    from latentloom.app.engine import outputs, png
+    from latentloom.app.session import sheet
     col_axis = axes[0]
     row_axis = axes[1] if len(axes) > 1 else None
     page_axis = axes[2] if len(axes) > 2 else None
@@ -148,7 +148,7 @@ def write_sheets(output_dir, stem, axes, results, document):
 
 
 def write_manifest(output_dir, stem, prepared, axes, result):
-    from app.engine import outputs
+    from latentloom.app.engine import outputs
     data = {
         "workflow": prepared.source,
         "axes": [a.to_json() for a in axes],

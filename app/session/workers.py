@@ -16,7 +16,7 @@ import shutil
 import time
 from pathlib import Path
 
-from app.core.errors import UserError
+from latentloom.app.core.errors import UserError
 
 STAGING = ".latentloom-workers"
 MODEL_TYPES = {"MODEL", "CLIP", "VAE"}
@@ -51,8 +51,8 @@ def worker_envs(count, device):
 def shared_prefixes(session, prepared, order):
     """Per cell (in run order): the (node, cache key) pairs of model-using nodes it shares with some
     but not all other cells. Keys are computed without running (upstream keys, not handle values)."""
-    from app.engine.keys import node_key
-    from app.engine.plan import plan, targets_of
+    from latentloom.app.engine.keys import node_key
+    from latentloom.app.engine.plan import plan, targets_of
     catalog, engine = session.catalog, session.engine
     per_cell = []
     for cell in order:
@@ -99,7 +99,7 @@ class Router:
 
 def commit_files(files, staging, output_dir):
     """Move staged files into the output folder, numbered as a one-process run numbers them."""
-    from app.engine.outputs import write_new
+    from latentloom.app.engine.outputs import write_new
     out = []
     for f in files:
         path = Path(f)
@@ -139,8 +139,8 @@ class _Ordered:
 def _worker_main(index, env, settings, prepared, output_dir, tasks, results):
     """A worker process: its own Session; runs cells until it gets None."""
     os.environ.update(env)
-    from app.session import Session
-    from app.session.sweeping import run_cell
+    from latentloom.app.session import Session
+    from latentloom.app.session.sweeping import run_cell
     session = Session(output_dir=output_dir, **settings)
     session.runtime  # noqa: B018
     while True:
@@ -166,7 +166,7 @@ class LocalWorkers:
 
     def cells(self, session, prepared, order, emit, cancel):
         import multiprocessing as mp
-        from app.session.sweeping import CellResult
+        from latentloom.app.session.sweeping import CellResult
         ctx = mp.get_context("spawn")
         staging = Path(session.output_dir) / STAGING / f"lead-{os.getpid()}"
         results = ctx.Queue()
@@ -224,7 +224,7 @@ class LocalWorkers:
         return w
 
     def _retry_dead(self, pending, tries, router, send, order, ordered):
-        from app.session.sweeping import CellResult
+        from latentloom.app.session.sweeping import CellResult
         for w, p in list(self.procs.items()):
             if p.is_alive() or not pending.get(w):
                 continue
@@ -255,7 +255,7 @@ class LocalWorkers:
 
 
 def _started(i, total, cell):
-    from app.engine import events as ev
+    from latentloom.app.engine import events as ev
     return ev.CellStarted(i, total, cell.values)
 
 

@@ -1,10 +1,10 @@
 """Copy, cut, paste, duplicate and delete of canvas nodes; the clipboard holds plain JSON text."""
-from app.ui import qtcompat  # noqa: F401  (first: binding work-arounds)
+from latentloom.app.ui import qtcompat  # noqa: F401  (first: binding work-arounds)
 import json
 
 from PySide6.QtWidgets import QApplication
 
-from app.ui.document import CLIPBOARD_FORMAT
+from latentloom.app.ui.document import CLIPBOARD_FORMAT
 
 
 class Clipboard:

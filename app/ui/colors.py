@@ -1,6 +1,6 @@
 """Colours of the canvas: one table for node categories (keyed by the catalog's categories) and
 port types (keyed by app.core.types). A test checks that every category and type has one."""
-from app.core.types import COLORS as PORT_COLORS
+from latentloom.app.core.types import COLORS as PORT_COLORS
 
 CATEGORIES = {
     "loaders": (62, 44, 84),

@@ -1,5 +1,5 @@
 """Two images compared: side by side, or one over the other with a slider to drag."""
-from app.ui import qtcompat  # noqa: F401  (first: binding work-arounds)
+from latentloom.app.ui import qtcompat  # noqa: F401  (first: binding work-arounds)
 from PySide6.QtCore import QRectF, Qt
 from PySide6.QtGui import QPainter, QPen, QColor
 from PySide6.QtWidgets import QWidget

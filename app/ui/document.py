@@ -6,7 +6,7 @@ paste...), which pushes a ``QUndoCommand`` made of primitive operations. Each
 primitive changes the Workflow and emits a signal; the graph view and the
 properties panel follow those signals. Nothing else changes the Workflow.
 """
-from app.ui import qtcompat  # noqa: F401  (first: binding work-arounds)
+from latentloom.app.ui import qtcompat  # noqa: F401  (first: binding work-arounds)
 import copy
 import re
 from pathlib import Path
@@ -14,10 +14,10 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoCommand, QUndoStack
 
-from app.core import types
-from app.core.validate import check
-from app.core.workflow import Node, Problem, Workflow, WorkflowError
-from app.engine.outputs import write_file
+from latentloom.app.core import types
+from latentloom.app.core.validate import check
+from latentloom.app.core.workflow import Node, Problem, Workflow, WorkflowError
+from latentloom.app.engine.outputs import write_file
 
 CLIPBOARD_FORMAT = "latentloom.clipboard"
 _MISSING = object()

@@ -1,14 +1,14 @@
 """Workflow files: new, open (any format the session reads), save, recent files, drops, and the
 missing-model report when a workflow opens."""
-from app.ui import qtcompat  # noqa: F401  (first: binding work-arounds)
+from latentloom.app.ui import qtcompat  # noqa: F401  (first: binding work-arounds)
 import json
 import re
 from pathlib import Path
 
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
-from app.core.workflow import WorkflowError
-from app import paths
+from latentloom.app.core.workflow import WorkflowError
+from latentloom.app import paths
 
 EDITOR_UI_KEY = "editor"  # the editor's state inside the workflow's top-level "ui"
 FILE_FIELD = re.compile(r"^param '([^']+)'$")  # how the session's file checks name the param
@@ -97,7 +97,7 @@ class Files:
 
     def missing_files(self):
         """[(node id, param, message)] for every file param the session cannot find."""
-        from app.session import Document
+        from latentloom.app.session import Document
         w = self.w
         s = w.settings
         w.runner.configure(output_dir=s.output_dir, models_dirs=s.models_dirs, device=s.device)

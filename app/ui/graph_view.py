@@ -6,7 +6,7 @@ Document's signals, and every user gesture on the canvas (connect, disconnect,
 move, drop) is turned into a Document edit; NodeGraphQt's own undo stack and
 session format are not used.
 """
-from app.ui import qtcompat  # noqa: F401  (first: binding work-arounds)
+from latentloom.app.ui import qtcompat  # noqa: F401  (first: binding work-arounds)
 from pathlib import Path
 
 from NodeGraphQt import BaseNode, NodeGraph
@@ -17,12 +17,12 @@ from PySide6.QtCore import QEvent, QObject, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QPainterPath, QPen
 from PySide6.QtWidgets import QGraphicsProxyWidget, QGraphicsSimpleTextItem, QGraphicsTextItem
 
-from app.ui.colors import category_color, port_color
-from app.ui.document import LinkRefused, snake
-from app.ui import seeds
-from app.ui.groups import Groups
-from app.ui.layout import layered
-from app.ui.node_widgets import NodeForm
+from latentloom.app.ui.colors import category_color, port_color
+from latentloom.app.ui.document import LinkRefused, snake
+from latentloom.app.ui import seeds
+from latentloom.app.ui.groups import Groups
+from latentloom.app.ui.layout import layered
+from latentloom.app.ui.node_widgets import NodeForm
 
 MIME_NODE_TYPE = "application/x-latentloom-node-type"
 IN, OUT = PortTypeEnum.IN.value, PortTypeEnum.OUT.value

@@ -2,7 +2,7 @@
 
 They live in the workflow's top-level UI data ("groups": [{"title", "rect": [x, y, w, h]}]), so
 they are saved in the file; every change (add, move, rename, remove) is one Document edit."""
-from app.ui import qtcompat  # noqa: F401  (first: binding work-arounds)
+from latentloom.app.ui import qtcompat  # noqa: F401  (first: binding work-arounds)
 from PySide6.QtCore import QPointF, QRectF
 from PySide6.QtGui import QBrush, QColor, QFont, QPen
 from PySide6.QtWidgets import QGraphicsItem, QGraphicsRectItem, QGraphicsSimpleTextItem, QInputDialog

@@ -4,7 +4,7 @@ An entry is one JSON file (history/run_NNNNN.json: time, seconds, status, output
 workflow that made them) plus small PNG thumbnails beside it; all written with the crash-safe
 ``write_new``, so the panel survives restarts and never reads half a file.
 """
-from app.ui import qtcompat  # noqa: F401  (first: binding work-arounds)
+from latentloom.app.ui import qtcompat  # noqa: F401  (first: binding work-arounds)
 import json
 import time
 from pathlib import Path
@@ -13,7 +13,7 @@ from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QIcon, QPixmap
 from PySide6.QtWidgets import QHBoxLayout, QListWidget, QListWidgetItem, QPushButton, QVBoxLayout, QWidget
 
-from app.engine.outputs import write_new
+from latentloom.app.engine.outputs import write_new
 
 FOLDER = "history"
 FORMAT = "latentloom.history"

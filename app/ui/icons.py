@@ -1,12 +1,12 @@
 """Bundled SVG icons (resources/icons), drawn in the theme's text colour, so they render on every
 machine (no emoji font needed)."""
-from app.ui import qtcompat  # noqa: F401  (first: binding work-arounds)
+from latentloom.app.ui import qtcompat  # noqa: F401  (first: binding work-arounds)
 from functools import lru_cache
 
 from PySide6.QtCore import QByteArray, Qt
 from PySide6.QtGui import QIcon, QPainter, QPixmap
 from PySide6.QtSvg import QSvgRenderer
-from app import paths
+from latentloom.app import paths
 
 ICONS = paths.RESOURCES / "icons"
 SIZES = (16, 24, 32, 48)

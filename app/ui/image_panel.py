@@ -1,5 +1,5 @@
 """Output images as they are produced, the live sampler preview, zoom, save as and copy."""
-from app.ui import qtcompat  # noqa: F401  (first: binding work-arounds)
+from latentloom.app.ui import qtcompat  # noqa: F401  (first: binding work-arounds)
 import shutil
 from pathlib import Path
 
@@ -9,8 +9,8 @@ from PySide6.QtWidgets import (QApplication, QFileDialog, QGraphicsPixmapItem, Q
                                QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QMenu, QStackedWidget, QToolButton, QVBoxLayout,
                                QWidget)
 
-from app.ui.compare_view import CompareView
-from app.ui.sheet_view import SheetView
+from latentloom.app.ui.compare_view import CompareView
+from latentloom.app.ui.sheet_view import SheetView
 
 PATH_ROLE = Qt.UserRole
 MAX_THUMBS = 200
@@ -239,7 +239,7 @@ class ImagePanel(QWidget):
             target, _ = QFileDialog.getSaveFileName(self, "Save image as", name, "PNG images (*.png)")
             if not target:
                 return None
-        from app.engine.outputs import write_file
+        from latentloom.app.engine.outputs import write_file
         if self.current_path:  # keep the embedded workflow: copy the file as it is
             write_file(target, lambda tmp: shutil.copyfile(self.current_path, tmp))
         else:

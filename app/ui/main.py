@@ -5,7 +5,7 @@ ORGANIZATION, APPLICATION = "LatentLoom", "Latent Loom"
 
 
 def make_app(argv=None):
-    from app.ui import qtcompat  # noqa: F401  (first: binding work-arounds)
+    from latentloom.app.ui import qtcompat  # noqa: F401  (first: binding work-arounds)
     from PySide6.QtWidgets import QApplication
     app = QApplication.instance() or QApplication(list(argv or sys.argv[:1]))
     app.setOrganizationName(ORGANIZATION)
@@ -16,8 +16,8 @@ def make_app(argv=None):
 def run_editor(file=None, models=None, out=None, device=None, settings=None):
     """Open the editor window and run the event loop. Returns the exit code."""
     app = make_app()
-    from app.ui.settings import Settings
-    from app.ui.window import MainWindow
+    from latentloom.app.ui.settings import Settings
+    from latentloom.app.ui.window import MainWindow
     settings = settings or Settings()
     settings.apply_cli(models, out, device)
     window = MainWindow(settings, file=file)

@@ -1,13 +1,13 @@
 """The window's actions, menus and toolbar, and the help (F1): the guide and the shortcuts."""
-from app.ui import qtcompat  # noqa: F401  (first: binding work-arounds)
+from latentloom.app.ui import qtcompat  # noqa: F401  (first: binding work-arounds)
 import html
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QMenu, QTabWidget, QTextBrowser, QVBoxLayout
 
-from app.ui.icons import icon
-from app import paths
+from latentloom.app.ui.icons import icon
+from latentloom.app import paths
 
 GUIDE = paths.GUIDE
 GESTURES = [

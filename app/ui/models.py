@@ -3,7 +3,7 @@
 import os
 from pathlib import Path
 
-from app.engine.files import FOLDERS
+from latentloom.app.engine.files import FOLDERS
 
 PICKER_FOLDERS = ("checkpoints", "loras", "vae", "controlnet", "embeddings")
 MODEL_EXTENSIONS = (".safetensors", ".ckpt", ".pt", ".pth", ".bin")

@@ -4,15 +4,15 @@ The form reuses the properties panel's editors; every change is a Document edit 
 covers it and the properties panel follows), and Document signals update the form. NodeGraphQt's
 own widget/property system is not used (its spinbox stores strings, and its edits would go to
 its own undo stack)."""
-from app.ui import qtcompat  # noqa: F401  (first: binding work-arounds)
+from latentloom.app.ui import qtcompat  # noqa: F401  (first: binding work-arounds)
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QGridLayout, QLabel, QPlainTextEdit, QToolButton,
                                QVBoxLayout, QWidget)
 
-from app.ui import seeds
-from app.ui.icons import icon
-from app.ui.properties import Editor, SeedModeEditor, make_editor
+from latentloom.app.ui import seeds
+from latentloom.app.ui.icons import icon
+from latentloom.app.ui.properties import Editor, SeedModeEditor, make_editor
 
 FORM_WIDTH = 250
 TEXT_PX = 12           # on-node text, in pixels at 100 % zoom

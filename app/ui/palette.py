@@ -2,14 +2,14 @@
 
 Both are generated from the catalog's node specs.
 """
-from app.ui import qtcompat  # noqa: F401  (first: binding work-arounds)
+from latentloom.app.ui import qtcompat  # noqa: F401  (first: binding work-arounds)
 from PySide6.QtCore import QEvent, QMimeData, QPoint, Qt, Signal
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (QAbstractItemView, QFrame, QLineEdit, QListWidget, QListWidgetItem,
                                QTreeWidget, QTreeWidgetItem, QVBoxLayout)
 
-from app.ui.document import snake
-from app.ui.graph_view import MIME_NODE_TYPE
+from latentloom.app.ui.document import snake
+from latentloom.app.ui.graph_view import MIME_NODE_TYPE
 
 TYPE_ROLE = Qt.UserRole
 

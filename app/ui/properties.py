@@ -1,5 +1,5 @@
 """The properties panel: the selected node's params in widgets that match their spec."""
-from app.ui import qtcompat  # noqa: F401  (first: binding work-arounds)
+from latentloom.app.ui import qtcompat  # noqa: F401  (first: binding work-arounds)
 import random
 from pathlib import Path
 
@@ -9,10 +9,10 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog
                                QLineEdit, QPlainTextEdit, QScrollArea, QSpinBox, QToolButton, QVBoxLayout,
                                QWidget)
 
-from app.engine.files import FOLDERS
-from app.ui import seeds
-from app.ui.icons import icon
-from app.ui.models import has_picker, list_models
+from latentloom.app.engine.files import FOLDERS
+from latentloom.app.ui import seeds
+from latentloom.app.ui.icons import icon
+from latentloom.app.ui.models import has_picker, list_models
 
 INT_LIMIT = 2**31 - 1
 

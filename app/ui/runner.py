@@ -8,11 +8,11 @@ worker, on the first run, so opening the editor stays fast.
 import time
 from dataclasses import dataclass, field
 
-from app.ui import qtcompat  # noqa: F401  (first: binding work-arounds)
+from latentloom.app.ui import qtcompat  # noqa: F401  (first: binding work-arounds)
 from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
-from app.engine.cancel import CancelToken
-from app.session import Session
+from latentloom.app.engine.cancel import CancelToken
+from latentloom.app.session import Session
 
 
 @dataclass
@@ -42,7 +42,7 @@ class _Worker(QObject):
 
     @Slot()
     def preload(self):
-        import app.sd.runtime  # noqa: F401  (torch and diffusers, before the first run)
+        import latentloom.app.sd.runtime  # noqa: F401  (torch and diffusers, before the first run)
 
 
 class Runner(QObject):

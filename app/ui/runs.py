@@ -1,7 +1,7 @@
 """Runs from the editor: a queue of prepared workflows (and sweeps) over the one session, and
 what the window shows while they run. Everything runs through ``app.session``; nothing here
 knows how a node executes."""
-from app.ui import qtcompat  # noqa: F401  (first: binding work-arounds)
+from latentloom.app.ui import qtcompat  # noqa: F401  (first: binding work-arounds)
 import copy
 import json
 from dataclasses import dataclass
@@ -10,8 +10,8 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QHBoxLayout, QListWidget, QToolButton, QVBoxLayout, QWidget
 
-from app.core.workflow import WorkflowError
-from app.engine import events as ev
+from latentloom.app.core.workflow import WorkflowError
+from latentloom.app.engine import events as ev
 
 
 @dataclass
@@ -64,7 +64,7 @@ class Runs(QObject):
     def prepare(self):
         """The current graph, validated by the session (file checks included): a Prepared, or
         None after marking the problems."""
-        from app.session import Document
+        from latentloom.app.session import Document
         w = self.w
         s = w.settings
         self.runner.configure(output_dir=s.output_dir, models_dirs=s.models_dirs, device=s.device)

@@ -1,5 +1,5 @@
 """Editor settings in QSettings (the platform's place for them) and the settings dialog."""
-from app.ui import qtcompat  # noqa: F401  (first: binding work-arounds)
+from latentloom.app.ui import qtcompat  # noqa: F401  (first: binding work-arounds)
 import json
 
 from PySide6.QtCore import QSettings

@@ -2,7 +2,7 @@
 
 Cells sit on a grid (axis 0: columns, axis 1: rows, axis 2: pages) with the value labels on
 the top and left edges; a click picks a cell."""
-from app.ui import qtcompat  # noqa: F401  (first: binding work-arounds)
+from latentloom.app.ui import qtcompat  # noqa: F401  (first: binding work-arounds)
 from PySide6.QtCore import QRect, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QImage, QPainter
 from PySide6.QtWidgets import QWidget

@@ -3,7 +3,7 @@
 Values use the CLI's syntax (app.core.sweep.parse_values): 1, 3, 7.5 or a JSON list, 1..4 for
 integers, 0.2:1.0:0.2 for start:stop:step. Every change is a Document edit (undo covers it),
 and Run runs the sweep through the session like any workflow that carries one."""
-from app.ui import qtcompat  # noqa: F401  (first: binding work-arounds)
+from latentloom.app.ui import qtcompat  # noqa: F401  (first: binding work-arounds)
 import copy
 import json
 
@@ -11,9 +11,9 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QGridLayout, QHBoxLayout, QLabel, QLineEdit, QToolButton, QVBoxLayout,
                                QWidget)
 
-from app.core.sweep import MAX_AXES, parse_values
-from app.session.overrides import parse_value
-from app.ui.icons import icon
+from latentloom.app.core.sweep import MAX_AXES, parse_values
+from latentloom.app.session.overrides import parse_value
+from latentloom.app.ui.icons import icon
 
 ROLES = ("X · columns", "Y · rows", "pages")
 

@@ -1,11 +1,11 @@
 """One look for the whole window: Qt's Fusion style, a dark (or light) palette, a small stylesheet.
 
 The canvas colours are set by the graph view; these match them."""
-from app.ui import qtcompat  # noqa: F401  (first: binding work-arounds)
+from latentloom.app.ui import qtcompat  # noqa: F401  (first: binding work-arounds)
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QApplication, QStyleFactory
 
-from app.ui import icons
+from latentloom.app.ui import icons
 
 THEMES = ("dark", "light")
 DARK = {

@@ -1,6 +1,6 @@
 """The main window: it builds the panels and wires them; files, runs, the clipboard and the
 menus each live in their own module (files.py, runs.py, clipboard.py, menus.py)."""
-from app.ui import qtcompat  # noqa: F401  (first: binding work-arounds)
+from latentloom.app.ui import qtcompat  # noqa: F401  (first: binding work-arounds)
 import html
 from pathlib import Path
 
@@ -9,21 +9,21 @@ from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QDialog, QDockWidget, QLabel, QMainWindow, QMessageBox, QPlainTextEdit, QProgressBar
 
-from app.ui import menus
-from app.ui.clipboard import Clipboard
-from app.ui.document import Document
-from app.ui.files import DEFAULT_WORKFLOW, EDITOR_UI_KEY, Files, ask_unsaved  # noqa: F401
-from app.ui.graph_view import GraphView
-from app.ui.history import HistoryPanel
-from app.ui.image_panel import ImagePanel
-from app.ui.palette import NodeList, NodePalette
-from app.ui.properties import PropertiesPanel
-from app.ui.runner import Runner
-from app.ui.runs import QueuePanel, Runs
-from app.ui.seeds import Seeds
-from app.ui.settings import SettingsDialog
-from app.ui.sweep_panel import SweepPanel
-from app.ui.theme import apply_theme
+from latentloom.app.ui import menus
+from latentloom.app.ui.clipboard import Clipboard
+from latentloom.app.ui.document import Document
+from latentloom.app.ui.files import DEFAULT_WORKFLOW, EDITOR_UI_KEY, Files, ask_unsaved  # noqa: F401
+from latentloom.app.ui.graph_view import GraphView
+from latentloom.app.ui.history import HistoryPanel
+from latentloom.app.ui.image_panel import ImagePanel
+from latentloom.app.ui.palette import NodeList, NodePalette
+from latentloom.app.ui.properties import PropertiesPanel
+from latentloom.app.ui.runner import Runner
+from latentloom.app.ui.runs import QueuePanel, Runs
+from latentloom.app.ui.seeds import Seeds
+from latentloom.app.ui.settings import SettingsDialog
+from latentloom.app.ui.sweep_panel import SweepPanel
+from latentloom.app.ui.theme import apply_theme
 
 FIRST_SIZE = (1500, 900)   # at most; less on a smaller screen
 SCREEN_SHARE = 0.92
@@ -35,7 +35,7 @@ class MainWindow(QMainWindow):
     def __init__(self, settings, catalog=None, file=None, load_default=True):
         super().__init__()
         if catalog is None:
-            from nodes import catalog
+            from latentloom.nodes import catalog
         self.settings, self.catalog = settings, catalog
         apply_theme(settings.theme)
         self.doc = Document(catalog, self)
@@ -254,7 +254,7 @@ class MainWindow(QMainWindow):
 
     def use_values(self, values):
         """Set a sweep cell's values on the graph (one undo step)."""
-        from app.session.overrides import split_target
+        from latentloom.app.session.overrides import split_target
         self.doc.undo_stack.beginMacro("Use sweep cell values")
         for target, value in values.items():
             nid, name = split_target(target)
@@ -315,9 +315,9 @@ class MainWindow(QMainWindow):
 
     def show_finished(self, item, result, error):
         """What a finished run (or sweep) leaves on screen."""
-        from app.core.workflow import WorkflowError
-        from app.engine.cancel import Cancelled
-        from app.engine.executor import NodeError
+        from latentloom.app.core.workflow import WorkflowError
+        from latentloom.app.engine.cancel import Cancelled
+        from latentloom.app.engine.executor import NodeError
         self.last_result = result
         if error is None:
             self.run_status = "ok" if getattr(result, "status", "ok") == "ok" else result.status

@@ -3,7 +3,7 @@
 Used by tests in a subprocess, so each measurement is one process's own peak."""
 import sys
 
-from app.cli import main
+from latentloom.app.cli import main
 
 
 def peak_kb():

@@ -14,7 +14,7 @@ RUN_TIMEOUT_MS = 180_000
 @pytest.fixture
 def settings(tmp_path):
     from PySide6.QtCore import QSettings
-    from app.ui.settings import Settings
+    from latentloom.app.ui.settings import Settings
     s = Settings(QSettings(str(tmp_path / "settings.ini"), QSettings.IniFormat))
     s.output_dir = str(tmp_path / "out")
     s.models_dirs = [str(tmp_path / "models")]
@@ -23,7 +23,7 @@ def settings(tmp_path):
 
 @pytest.fixture
 def make_window(qtbot, settings):
-    from app.ui.window import MainWindow
+    from latentloom.app.ui.window import MainWindow
     made = []
 
     def make(**kw):

@@ -6,7 +6,7 @@ import random
 from PySide6.QtCore import QPoint
 from PySide6.QtGui import QGuiApplication
 
-from app.engine.png import read_workflow
+from latentloom.app.engine.png import read_workflow
 from tests.conftest import WORKFLOWS
 from tests.ui.conftest import run_and_wait, tiny_run_params
 

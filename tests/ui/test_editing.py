@@ -4,7 +4,7 @@ import json
 import pytest
 from PySide6.QtCore import QPoint, Qt
 
-from nodes import catalog
+from latentloom.nodes import catalog
 from tests.conftest import WORKFLOWS
 from tests.ui.conftest import assert_view_matches, doc_links, view_links
 
@@ -294,7 +294,7 @@ def test_save_reopen_and_compare(window, make_window, tmp_path, settings):
     x, y, w, h = saved["ui"]["editor"]["rect"]  # the view keeps its centre (its size follows the window)
     rx, ry, rw, rh = other.view.viewer.scene_rect()
     assert (rx + rw / 2, ry + rh / 2) == pytest.approx((x + w / 2, y + h / 2), abs=3)
-    from app.cli import main
+    from latentloom.app.cli import main
     assert main(["validate", str(path), "--set", "ckpt.path=stable-diffusion-v1-5/stable-diffusion-v1-5"]) == 0
     assert settings.recent[0] == str(path)
 
@@ -337,7 +337,7 @@ def test_open_errors_are_reported_and_nothing_is_lost(window, tmp_path):
 
 def test_settings_persist_and_cli_values_win_for_the_session(settings):
     from PySide6.QtCore import QSettings
-    from app.ui.settings import Settings
+    from latentloom.app.ui.settings import Settings
     settings.models_dirs = ["/m1"]
     settings.device, settings.dtype = "cpu", "fp32"
     again = Settings(QSettings(settings.q.fileName(), QSettings.IniFormat))
@@ -384,8 +384,8 @@ def test_latentloom_edit_opens_the_editor(qtbot, tmp_path):
     """`latentloom edit FILE` goes through app.ui.main.run_editor and returns its exit code."""
     from PySide6.QtCore import QSettings, QTimer
     from PySide6.QtWidgets import QApplication, QMessageBox
-    from app.launcher import main
-    from app.ui.window import MainWindow
+    from latentloom.app.launcher import main
+    from latentloom.app.ui.window import MainWindow
     QSettings.setDefaultFormat(QSettings.IniFormat)
     QSettings.setPath(QSettings.IniFormat, QSettings.UserScope, str(tmp_path))
     seen = []

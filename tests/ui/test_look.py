@@ -7,9 +7,9 @@ from pathlib import Path
 from PySide6.QtGui import QFontInfo, QPalette
 from PySide6.QtWidgets import QApplication
 
-from app.ui import colors, icons
-from app.ui.layout import blocked
-from nodes import catalog
+from latentloom.app.ui import colors, icons
+from latentloom.app.ui.layout import blocked
+from latentloom.nodes import catalog
 from tests.conftest import WORKFLOWS
 
 

@@ -1,9 +1,9 @@
 """The run queue (order, reorder, remove, cancel of one item) and the run history across windows."""
 import json
 
-from app.engine import events as ev
-from app.engine.cancel import Cancelled
-from app.engine.png import read_workflow
+from latentloom.app.engine import events as ev
+from latentloom.app.engine.cancel import Cancelled
+from latentloom.app.engine.png import read_workflow
 from tests.ui.conftest import RUN_TIMEOUT_MS, run_and_wait, tiny_run_params
 
 

@@ -4,10 +4,10 @@ import pytest
 from PIL import Image
 from PySide6.QtCore import QMimeData, QPoint, QUrl
 
-from app.core.workflow import WorkflowError
-from app.engine import events as ev
-from app.engine.cancel import Cancelled
-from app.ui.image_panel import qimage_to_rgb
+from latentloom.app.core.workflow import WorkflowError
+from latentloom.app.engine import events as ev
+from latentloom.app.engine.cancel import Cancelled
+from latentloom.app.ui.image_panel import qimage_to_rgb
 from tests.ui.conftest import RUN_TIMEOUT_MS, run_and_wait, tiny_run_params
 
 UPSTREAM = ["ckpt", "negative", "latent", "noise", "scheduler"]
@@ -30,14 +30,14 @@ def test_run_matches_the_cli_then_only_the_edited_branch_reruns(window, qtbot, t
     assert any(isinstance(e, ev.NodeProgress) and e.preview is not None for e in seen)  # live preview
     assert window.progress.value() == window.progress.maximum() == 2
     copy = window.images.save_as(str(tmp_path / "copy.png"))  # save as keeps the embedded workflow
-    from app.engine.png import read_workflow
+    from latentloom.app.engine.png import read_workflow
     assert read_workflow(copy)["nodes"].keys() == window.doc.workflow.nodes.keys()
     window.images.copy()
     from PySide6.QtWidgets import QApplication
     assert QApplication.clipboard().image().size() == window.images.current_image.size()
 
     # the file the editor saved runs unchanged with `latentloom run`, and gives the same pixels
-    from app.cli import main
+    from latentloom.app.cli import main
     out = tmp_path / "cli-out"
     assert main(["run", str(saved), "--out", str(out), "--quiet", "--device", "cpu"]) == 0
     (cli_png,) = sorted(out.glob("*.png"))

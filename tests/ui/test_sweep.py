@@ -7,8 +7,8 @@ from PIL import Image
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtWidgets import QToolButton
 
-from app.session.sweeping import SweepResult
-from app.ui.image_panel import qimage_to_rgb
+from latentloom.app.session.sweeping import SweepResult
+from latentloom.app.ui.image_panel import qimage_to_rgb
 from tests.ui.conftest import run_and_wait, tiny_run_params
 
 

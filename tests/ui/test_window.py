@@ -10,8 +10,8 @@ from PIL import Image
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QGuiApplication
 
-from app.launcher import NO_DISPLAY
-from app.ui.image_panel import qimage_to_rgb
+from latentloom.app.launcher import NO_DISPLAY
+from latentloom.app.ui.image_panel import qimage_to_rgb
 
 
 def test_first_size_fits_the_screen(window):
@@ -78,7 +78,7 @@ def test_compare_two_images_and_the_strip_follows_the_newest(window, tmp_path):
 
 def test_no_display_exits_2_with_a_clear_message(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
-    proc = subprocess.run([sys.executable, "-m", "app"], env=env, capture_output=True, text=True, timeout=120,
+    proc = subprocess.run([sys.executable, "-m", "latentloom.app"], env=env, capture_output=True, text=True, timeout=120,
                           cwd=tmp_path)
     assert proc.returncode == 2
     assert proc.stderr.strip() == NO_DISPLAY

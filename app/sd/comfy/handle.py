@@ -3,7 +3,7 @@ the checkpoint's beta schedule (its cache identity)."""
 import json
 from dataclasses import dataclass
 
-from app.sd.handles import Handle
+from latentloom.app.sd.handles import Handle
 
 BETA_KEYS = ("num_train_timesteps", "beta_start", "beta_end", "beta_schedule")
 

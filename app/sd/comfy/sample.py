@@ -11,9 +11,9 @@ import warnings
 
 import torch
 
-from app.core.errors import UserError
-from app.sd.comfy import samplers, schedules
-from app.sd.images import preview
+from latentloom.app.core.errors import UserError
+from latentloom.app.sd.comfy import samplers, schedules
+from latentloom.app.sd.images import preview
 
 
 def gaussian_noise(x, seed):

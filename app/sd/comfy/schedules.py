@@ -5,7 +5,7 @@ import numpy as np
 import scipy.stats
 import torch
 
-from app.core.errors import UserError
+from latentloom.app.core.errors import UserError
 
 # Samplers that ComfyUI runs on one more step with the penultimate sigma dropped.
 DROP_PENULTIMATE = {"dpm_2", "dpm_2_ancestral", "uni_pc", "uni_pc_bh2"}

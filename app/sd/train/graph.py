@@ -10,10 +10,10 @@ import json
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from app.core.errors import UserError
-from app.engine.cancel import Cancelled
-from app.engine.outputs import safe_stem, target_dir
-from app.sd.train import data as datasets, kohya, log, loop, saves
+from latentloom.app.core.errors import UserError
+from latentloom.app.engine.cancel import Cancelled
+from latentloom.app.engine.outputs import safe_stem, target_dir
+from latentloom.app.sd.train import data as datasets, kohya, log, loop, saves
 
 VERSION = 1
 LOG_EVERY = 10  # loss lines per training
@@ -35,7 +35,7 @@ def train(ctx, model, clip, config, caption, name):
     dataset = datasets.load(ctx.file("data"), config.resolution, caption, where="param 'data'")
     if dataset.skipped:
         ctx.log(f"skipped {len(dataset.skipped)} unreadable image(s): {'; '.join(dataset.skipped)}")
-    from app.sd.handles import VaeHandle
+    from latentloom.app.sd.handles import VaeHandle
     trainer = loop.Trainer(ctx.env, model, clip, VaeHandle(model.checkpoint), dataset, config, where="input 'model'")
     data = saves.data_hash(dataset)
     state = folder / f".{stem}_{_key(ctx, model, clip, replace(config, steps=0), caption)[:12]}.trainstate"
@@ -84,7 +84,7 @@ def _loop(ctx, trainer, state, data):
 
 
 def _result(out, losses, total):
-    from app.sd import images
-    from app.sd.handles import LoraFile
+    from latentloom.app.sd import images
+    from latentloom.app.sd.handles import LoraFile
     identity = "sha256:" + hashlib.sha256(out.read_bytes()).hexdigest()
     return {"lora": LoraFile(str(out), identity), "loss": images.from_pil([log.curve(losses, total)])}

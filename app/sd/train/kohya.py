@@ -105,7 +105,7 @@ def _file_hashes(path):
 
 def save(path, state, meta):
     """Write the file crash-safely (temp name, fsync, rename)."""
-    from app.engine.outputs import write_file
+    from latentloom.app.engine.outputs import write_file
     data = serialize(state, meta)
     write_file(path, lambda tmp: Path(tmp).write_bytes(data))
 

@@ -2,7 +2,7 @@
 import json
 from pathlib import Path
 
-from app.engine.outputs import write_file
+from latentloom.app.engine.outputs import write_file
 
 SIZE = (640, 360)
 MARGIN = (56, 16, 16, 40)  # left, top, right, bottom
@@ -34,7 +34,7 @@ def smoothed(losses):
 def curve(losses, total=None, title="loss"):
     """A PIL image of the per-step loss (thin) and its running mean (thick); x spans `total` steps."""
     from PIL import Image, ImageDraw
-    from app.session.sheet import font
+    from latentloom.app.session.sheet import font
     im = Image.new("RGB", SIZE, BACKGROUND)
     d = ImageDraw.Draw(im)
     left, top, right, bottom = MARGIN

@@ -7,8 +7,8 @@ import hashlib
 import json
 from pathlib import Path
 
-from app.engine.outputs import write_file
-from app.sd.train import kohya, log
+from latentloom.app.engine.outputs import write_file
+from latentloom.app.sd.train import kohya, log
 
 
 def data_hash(dataset):
