@@ -17,7 +17,7 @@ def main(comfy_dir, cases_path, out_dir):
     import torch
     from PIL import Image
     import folder_paths
-    import latentloom.nodes
+    import nodes
     cases = json.loads(Path(cases_path).read_text())
     folder_paths.add_model_folder_path("checkpoints", cases["checkpoints"])
     model, clip, vae = nodes.CheckpointLoaderSimple().load_checkpoint(cases["checkpoint"])[:3]

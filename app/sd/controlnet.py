@@ -34,16 +34,11 @@ def _bad(name, why):
 
 
 def _header(path):
-    import struct
-    with open(path, "rb") as f:
-        head = f.read(8)
-        size = struct.unpack("<Q", head)[0] if len(head) == 8 else 0
-        if not 0 < size < 100 * 1024 * 1024:
-            raise _bad(path.name, "not a valid safetensors file")
-        try:
-            return json.loads(f.read(size))
-        except ValueError:
-            raise _bad(path.name, "not a valid safetensors file") from None
+    from latentloom.app.sd.safetensors_header import read_header
+    try:
+        return read_header(path)
+    except ValueError as e:
+        raise _bad(path.name, str(e)) from None
 
 
 def _check_single_file(path):

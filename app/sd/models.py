@@ -1,7 +1,5 @@
 """The process-wide model store: each checkpoint is loaded once and shared read-only."""
-import json
 import logging
-import struct
 import tempfile
 import threading
 from collections import OrderedDict
@@ -166,14 +164,11 @@ def _weights_bytes(comps):
 
 def _unet_in_channels(path):
     """Read conv_in's input channels from a safetensors header without loading tensors."""
-    with open(path, "rb") as f:
-        size = struct.unpack("<Q", f.read(8))[0]
-        if size > 100 * 1024 * 1024:
-            raise UserError(f"{path.name}: not a valid safetensors file")
-        try:
-            header = json.loads(f.read(size))
-        except ValueError:
-            raise UserError(f"{path.name}: not a valid safetensors file") from None
+    from latentloom.app.sd.safetensors_header import read_header
+    try:
+        header = read_header(path)
+    except ValueError as e:
+        raise UserError(f"{path.name}: {e}") from None
     entry = header.get(UNET_IN)
     if entry is None:
         raise UserError(f"{path.name}: not an original-layout Stable Diffusion 1.x checkpoint "

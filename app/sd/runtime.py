@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from latentloom.app.sd import speed
-from latentloom.app.sd.device import pick_device
+from latentloom.app.sd.device import pick_device, pick_dtype
 from latentloom.app.sd.models import ModelStore
 
 

@@ -3,7 +3,6 @@ such as vae-ft-mse-840000-ema-pruned.safetensors (bare `encoder.*`/`decoder.*` k
 `first_stage_model.*`), loaded offline with the shipped SD 1.x VAE config."""
 import json
 import logging
-import struct
 from pathlib import Path
 
 from latentloom.app.core.errors import UserError
@@ -18,15 +17,11 @@ def _bad(name, why):
 
 
 def _keys(path):
-    with open(path, "rb") as f:
-        head = f.read(8)
-        size = struct.unpack("<Q", head)[0] if len(head) == 8 else 0
-        if not 0 < size < 100 * 1024 * 1024:
-            raise _bad(path.name, "not a valid safetensors file")
-        try:
-            return json.loads(f.read(size))
-        except ValueError:
-            raise _bad(path.name, "not a valid safetensors file") from None
+    from latentloom.app.sd.safetensors_header import read_header
+    try:
+        return read_header(path)
+    except ValueError as e:
+        raise _bad(path.name, str(e)) from None
 
 
 def _folder(path):
