@@ -327,7 +327,7 @@ def _with_duplicate_save(doc):
     (lambda d: json.dumps(d).replace('"seed": 42', '"seed": ' + "9" * 5000),
      "node 'noise' param 'seed': an integer of 5000 digits is too large"),
     (lambda d: json.dumps({**d, "ui": _nest(600)}), "'ui': nested deeper than 64 levels"),
-    (lambda d: json.dumps(d).replace('"ui": {"pos": [640, 0]}', '"ui": ' + json.dumps(_nest(200))),
+    (lambda d: json.dumps({**d, "nodes": {**d["nodes"], "save": {**d["nodes"]["save"], "ui": _nest(200)}}}),
      "node 'save' 'ui': nested deeper than 64 levels"),
 ])
 def test_malformed_documents_name_node_and_param(tiny_dir, tmp_path, capsys, make, message):

@@ -112,6 +112,7 @@ def test_depth_matches_the_transformers_pipeline(engine, tmp_path, tiny_depth_mo
 
 def test_a_folder_that_is_no_depth_model_is_a_clear_error(engine, tmp_path):
     (tmp_path / "empty-model").mkdir()
+    (tmp_path / "empty-model" / "config.json").write_text("{}")  # looks like a model folder, is none
     with pytest.raises(NodeError, match=r"node 'pre' \(DepthMap\) failed: param 'path': .*empty-model could not "
                                         r"be loaded as a transformers depth-estimation model"):
         run(engine, square(tmp_path), "DepthMap", path=str(tmp_path / "empty-model"))

@@ -55,7 +55,7 @@ def test_editor_shows_a_preview_event(qtbot, tmp_path):
     window = MainWindow(settings)
     qtbot.addWidget(window)
     image = Image.new("RGB", (24, 16), (200, 10, 30))
-    window._on_event(ev.NodeImage("pv", (image,)))
+    window.runs._on_event(ev.NodeImage("pv", (image,)))
     assert window.images.current_path is None
     assert window.images.current_image.size().width() == 24
     assert window.images.caption.text() == "pv: preview (not saved)"

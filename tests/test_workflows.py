@@ -90,4 +90,4 @@ def test_node_docs_are_generated_from_the_specs():
     sys.path.insert(0, str(ROOT / "tools"))
     from gen_docs import render
     from latentloom.nodes import catalog
-    assert (ROOT / "docs" / "latentloom.nodes.md").read_text() == render(catalog), "run: python tools/gen_docs.py"
+    assert (ROOT / "docs" / "nodes.md").read_text() == render(catalog), "run: python tools/gen_docs.py"

@@ -41,5 +41,5 @@ def render(catalog):
 
 if __name__ == "__main__":
     from latentloom.nodes import catalog
-    (ROOT / "docs" / "latentloom.nodes.md").write_text(render(catalog))
+    (ROOT / "docs" / "nodes.md").write_text(render(catalog))
     print("wrote docs/nodes.md")

@@ -29,7 +29,10 @@ def require_ray():
 class CellActor:
     """One Ray actor: a Session of its own, alive across cells."""
 
-    def __init__(self, settings, prepared, cwd):
+    def __init__(self, settings, prepared, cwd, threads=None):
+        if threads:  # the lead's CPU threads: equal threads, pixels equal to a one-process sweep
+            import torch
+            torch.set_num_threads(threads)
         if cwd and os.path.isdir(cwd):
             os.chdir(cwd)  # relative model folders, as the lead sees them (same machine or same layout)
         from latentloom.app.session import Session
@@ -88,11 +91,13 @@ class RayActors:
             settings["device"] = "cuda"
         remote = ray.remote(num_gpus=1 if gpus else 0, num_cpus=0 if gpus else 1, max_restarts=0)(CellActor)
         router = Router(shared_prefixes(session, prepared, order))
+        from latentloom.app.session.workers import _lead_threads
+        threads = int(os.environ.get("OMP_NUM_THREADS") or _lead_threads())
         staging = Path(tempfile.mkdtemp(prefix="latentloom-ray-lead-"))
         futures, tries, done, nxt = {}, {}, {}, 0
 
         def start(a):
-            self.actors[a] = remote.remote(settings, prepared, os.getcwd())
+            self.actors[a] = remote.remote(settings, prepared, os.getcwd(), None if gpus else threads)
 
         def send(k):
             live = list(self.actors) or [start(0) or 0]
@@ -121,7 +126,7 @@ class RayActors:
                         continue
                     written = []
                     for rel, blob in data.pop("files"):
-                        path = staging / f"a{a}" / rel
+                        path = staging / f"c{k}" / rel  # per cell: actors reuse their names
                         path.parent.mkdir(parents=True, exist_ok=True)
                         path.write_bytes(blob)
                         written.append(str(path))
@@ -131,8 +136,7 @@ class RayActors:
                         self.on_result(self, a, k)
                 while nxt in done:  # files are numbered in run order, as one process does
                     if not done[nxt].error:
-                        done[nxt].files = commit_files(done[nxt].files, staging / f"a{done[nxt].worker}",
-                                                       session.output_dir)
+                        done[nxt].files = commit_files(done[nxt].files, staging / f"c{nxt}", session.output_dir)
                     emit(_started(nxt, len(order), done[nxt].cell))
                     yield nxt, done.pop(nxt)
                     nxt += 1

@@ -44,8 +44,15 @@ def worker_envs(count, device):
     if count > cores:
         raise UserError(f"--workers {count}: more workers than devices (this machine has {cores} CPU cores; "
                         "one worker per core at most)")
-    threads = os.environ.get("OMP_NUM_THREADS") or str(max(1, cores // count))
+    # The lead's thread count: CPU kernels reduce in an order that depends on it, so equal threads
+    # give pixels equal to a one-process sweep (set OMP_NUM_THREADS to trade that for throughput).
+    threads = os.environ.get("OMP_NUM_THREADS") or str(_lead_threads())
     return [{"CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": threads} for _ in range(count)]
+
+
+def _lead_threads():
+    import torch
+    return torch.get_num_threads()
 
 
 def shared_prefixes(session, prepared, order):
