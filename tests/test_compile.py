@@ -140,8 +140,9 @@ def test_batches_run_as_one_unet_batch_and_previews_skip_the_vae(runtime, tiny_d
     assert len(previews) == 3 and all(isinstance(p, Image.Image) for p in previews)
 
 
-def test_inductor_compiled_images_are_close_to_eager(tiny_dir, tmp_path):
+def test_inductor_compiled_images_are_close_to_eager(tiny_dir, tmp_path, monkeypatch):
     """The real compiler (C++ code generation): images within 40 dB PSNR of eager."""
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "inductor"))  # no stale shared cache
     backend, note = speed.compile_backend("inductor")
     if backend is None:
         pytest.skip(note)

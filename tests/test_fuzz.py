@@ -27,7 +27,8 @@ VALUES = [None, True, False, -1, 0, 1, 7, 64, 2 ** 31, 2 ** 64, -2 ** 64, 10 ** 
 DOC_LEVEL = ("not valid JSON", "nested deeper than", "a workflow must be a JSON object",
              "not a Latent Loom workflow", "\"version\" must be", "made by a newer", "unknown top-level key",
              "\"ui\" must be", "\"nodes\" must be", "nothing to run", "'ui': ", "'sweep'", "sweep",
-             "key '", "top-level key", "not a UTF-8 JSON file")
+             "key '", "top-level key", "not a UTF-8 JSON file",
+             "this ComfyUI workflow", "a ComfyUI prompt", "too many nodes")  # mutations can look like ComfyUI
 
 
 def nest(depth):
