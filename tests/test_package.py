@@ -3,6 +3,7 @@ everything under one `latentloom` namespace, ships its resources and workflows, 
 single-file checkpoint and opens the editor on the default graph."""
 import json
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -22,8 +23,12 @@ def run(cmd, **kw):
 
 def test_wheel_installs_and_runs_outside_the_repo(tiny_single_file, tmp_path):
     wheels = tmp_path / "wheels"
-    run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(wheels),
-         str(ROOT)])
+    shutil.rmtree(ROOT / "build", ignore_errors=True)  # setuptools' in-tree build folder: no stale files
+    try:
+        run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(wheels),
+             str(ROOT)])
+    finally:
+        shutil.rmtree(ROOT / "build", ignore_errors=True)
     wheel = next(wheels.glob("latentloom-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
     tops = {n.split("/")[0] for n in names if not n.split("/")[0].endswith((".dist-info", ".data"))}

@@ -75,10 +75,9 @@ class InProcess:
             yield i, res
 
 
-def run_sweep(session, prepared, on_event=None, cancel=None, dispatch=None, on_cell=None):
+def run_sweep(session, prepared, on_event=None, cancel=None, dispatch=None):
     """Run every cell (through `dispatch`: InProcess by default, app.session.workers for worker
-    processes or Ray), then write the contact sheets and the manifest here, in the lead process.
-    on_cell(CellResult) is called after each cell that ran or failed."""
+    processes or Ray), then write the contact sheets and the manifest here, in the lead process."""
     emit = on_event or (lambda e: None)
     cancel = cancel or CancelToken()
     axes = prepared.axes
@@ -90,8 +89,6 @@ def run_sweep(session, prepared, on_event=None, cancel=None, dispatch=None, on_c
             results[res.cell.index] = res
             if res.error:
                 status = "failed"
-            if on_cell is not None:
-                on_cell(res)
             emit(ev.CellFinished(i, len(order), res.cell.values, "failed" if res.error else "ok",
                                  tuple(res.files), res.cell.index, res.error))
     except Cancelled:
