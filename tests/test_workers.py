@@ -28,9 +28,29 @@ def sweep_doc(tiny_dir):
     return doc
 
 
-def sweep(tiny_dir, out, dispatch=None):
+def sweep(tiny_dir, out, dispatch=None, on_event=None):
     session = Session(output_dir=out)
-    return session.sweep(session.prepare(sweep_doc(tiny_dir)), dispatch=dispatch)
+    return session.sweep(session.prepare(sweep_doc(tiny_dir)), on_event=on_event, dispatch=dispatch)
+
+
+def cell_progress(events):
+    """Per cell, in the order the events came: the sampler steps shown between its CellStarted and
+    CellFinished; checks each cell starts once, in run order, and finishes before the next starts."""
+    from latentloom.app.engine import events as ev
+    started, steps, current = [], {}, None
+    for e in events:
+        if isinstance(e, ev.CellStarted):
+            assert current is None
+            started.append(e.index)
+            current = e.index
+        elif isinstance(e, ev.CellFinished):
+            assert e.index == current
+            current = None
+        elif isinstance(e, ev.NodeProgress):
+            assert current is not None and e.preview is None
+            steps.setdefault(current, []).append((e.node_id, e.step, e.total))
+    assert started == list(range(len(started)))
+    return steps
 
 
 @pytest.fixture(scope="module")
@@ -78,8 +98,12 @@ def by_prompt(result):
 
 
 def test_two_workers_give_the_local_sweep(local, tiny_dir, tmp_path):
-    result = sweep(tiny_dir, tmp_path, LocalWorkers(2, "cpu"))
+    events = []
+    result = sweep(tiny_dir, tmp_path, LocalWorkers(2, "cpu"), events.append)
     same_as_local(local, tmp_path, result)
+    steps = cell_progress(events)  # the lead shows the steps of the cell the run order waits on
+    assert steps[0] == [("sampler", 1, 2), ("sampler", 2, 2)]
+    assert all(s == [("sampler", 1, 2), ("sampler", 2, 2)] for s in steps.values())
     workers = by_prompt(result)
     assert all(len(w) == 1 for w in workers.values())  # cells sharing a prompt share a worker
     assert workers[PROMPTS[0]] != workers[PROMPTS[1]]   # and the two prompts are spread
@@ -149,8 +173,11 @@ def ray_local():
 def test_ray_local_gives_the_local_sweep_and_survives_a_killed_actor(ray_local, local, tiny_dir, tmp_path):
     from latentloom.app.session.ray_dispatch import RayActors
     dispatch = RayActors("local", 2, "cpu")
-    result = sweep(tiny_dir, tmp_path / "a", dispatch)
+    events = []
+    result = sweep(tiny_dir, tmp_path / "a", dispatch, events.append)
     same_as_local(local, tmp_path / "a", result)
+    steps = cell_progress(events)
+    assert steps[0] == [("sampler", 1, 2), ("sampler", 2, 2)]
     assert all(len(w) == 1 for w in by_prompt(result).values())
 
     dispatch = RayActors("local", 2, "cpu")

@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 
 from latentloom.app.core.errors import UserError
-from latentloom.app.session.workers import MAX_TRIES, Router, _started, commit_files, shared_prefixes
+from latentloom.app.session.workers import MAX_TRIES, Front, Router, commit_files, shared_prefixes, step_forwarder
 
 INSTALL = ("--ray needs Ray, which is not installed: pip install 'latentloom[ray]' "
            "(or pip install 'ray>=2.9')")
@@ -29,7 +29,7 @@ def require_ray():
 class CellActor:
     """One Ray actor: a Session of its own, alive across cells."""
 
-    def __init__(self, settings, prepared, cwd, threads=None):
+    def __init__(self, settings, prepared, cwd, threads=None, steps=None):
         if threads:  # the lead's CPU threads: equal threads, pixels equal to a one-process sweep
             import torch
             torch.set_num_threads(threads)
@@ -38,11 +38,12 @@ class CellActor:
         from latentloom.app.session import Session
         self.staging = tempfile.mkdtemp(prefix="latentloom-ray-")
         self.session = Session(output_dir=self.staging, **settings)
-        self.prepared = prepared
+        self.prepared, self.steps = prepared, steps  # steps: a Ray queue for step progress, or None
 
     def run(self, k, cell):
         from latentloom.app.session.sweeping import run_cell
-        res = run_cell(self.session, self.prepared, cell)
+        emit = step_forwarder(lambda e: self.steps.put_nowait((k, e))) if self.steps is not None else None
+        res = run_cell(self.session, self.prepared, cell, emit=emit)
         files = []
         for f in res.files:
             path = Path(f)
@@ -95,9 +96,11 @@ class RayActors:
         threads = int(os.environ.get("OMP_NUM_THREADS") or _lead_threads())
         staging = Path(tempfile.mkdtemp(prefix="latentloom-ray-lead-"))
         futures, tries, done, nxt = {}, {}, {}, 0
+        from ray.util.queue import Queue
+        steps, front = Queue(actor_options={"num_cpus": 0}), Front(order, emit)
 
         def start(a):
-            self.actors[a] = remote.remote(settings, prepared, os.getcwd(), None if gpus else threads)
+            self.actors[a] = remote.remote(settings, prepared, os.getcwd(), None if gpus else threads, steps)
 
         def send(k):
             live = list(self.actors) or [start(0) or 0]
@@ -112,6 +115,8 @@ class RayActors:
             while nxt < len(order):
                 cancel.check()
                 ready, _ = ray.wait(list(futures), num_returns=1, timeout=0.5)
+                for k, event in steps.get_nowait_batch(steps.qsize()):
+                    front.progress(k, event, nxt)
                 for f in ready:
                     a, k = futures.pop(f)
                     try:
@@ -137,13 +142,14 @@ class RayActors:
                 while nxt in done:  # files are numbered in run order, as one process does
                     if not done[nxt].error:
                         done[nxt].files = commit_files(done[nxt].files, staging / f"c{nxt}", session.output_dir)
-                    emit(_started(nxt, len(order), done[nxt].cell))
+                    front.start_upto(nxt)
                     yield nxt, done.pop(nxt)
                     nxt += 1
         finally:
             for actor in self.actors.values():
                 ray.kill(actor)
             self.actors = {}
+            steps.shutdown()
             shutil.rmtree(staging, ignore_errors=True)
 
     def _lost(self, a, router):

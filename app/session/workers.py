@@ -155,9 +155,37 @@ def _worker_main(index, env, settings, prepared, output_dir, tasks, results):
         if task is None:
             return
         k, cell = task
-        res = run_cell(session, prepared, cell)
+        res = run_cell(session, prepared, cell, emit=step_forwarder(lambda p, k=k: results.put((index, k, p))))
         results.put((index, k, {"files": res.files, "executed": res.executed, "cached": res.cached,
                                 "seconds": res.seconds, "error": res.error}))
+
+
+def step_forwarder(send):
+    """An on_event for a worker's cell: sends its step progress (without the preview image) to the lead."""
+    from latentloom.app.engine import events as ev
+
+    def emit(e):
+        if isinstance(e, ev.NodeProgress):
+            send(ev.NodeProgress(e.node_id, e.step, e.total))
+    return emit
+
+
+class Front:
+    """The lead's view of a sweep spread over workers: CellStarted once per cell, in run order, and
+    the step progress of the cell the run order waits on (the others' steps are not shown)."""
+
+    def __init__(self, order, emit):
+        self.order, self.emit, self.started = order, emit, -1
+
+    def start_upto(self, i):
+        while self.started < min(i, len(self.order) - 1):
+            self.started += 1
+            self.emit(_started(self.started, len(self.order), self.order[self.started]))
+
+    def progress(self, k, event, nxt):
+        if k == nxt:
+            self.start_upto(k)
+            self.emit(event)
 
 
 class LocalWorkers:
@@ -196,7 +224,7 @@ class LocalWorkers:
             pending[w][k] = order[k]
             tasks[w].put((k, order[k]))
 
-        ordered = _Ordered(order)
+        ordered, front = _Ordered(order), Front(order, emit)
         try:
             for w in range(self.count):
                 start(w)
@@ -208,14 +236,18 @@ class LocalWorkers:
                     w, k, data = results.get(timeout=0.5)
                 except queue.Empty:
                     w = None
-                    self._retry_dead(pending, tries, router, send, order, ordered)
+                self._retry_dead(pending, tries, router, send, order, ordered)
+                if w is not None and not isinstance(data, dict):  # a step of a running cell
+                    if k in pending.get(w, {}):
+                        front.progress(k, data, ordered.next)
+                    continue
                 if w is not None and k in pending.get(w, {}):  # else: a late answer for a retried cell
                     del pending[w][k]
                     ordered.add(k, CellResult(order[k], worker=w, **data))
                 for i, done in ordered.ready():  # files are numbered in run order, as one process does
                     if not done.error:
                         done.files = commit_files(done.files, staging / f"w{done.worker}", session.output_dir)
-                    emit(_started(i, len(order), done.cell))
+                    front.start_upto(i)
                     yield i, done
                 if w is not None and self.on_result is not None:
                     self.on_result(self, w, k)
