@@ -3,14 +3,17 @@ diffusers' warm fp32 pipeline, at SD 1.5 size with random weights, in one comman
 
     python -m benchmarks.cpu_bf16 [--compile] [--json benchmarks/results/cpu-sd15-256-4steps.json]
 
-256x256, 4 steps of DPM++ 2M Karras, CFG 7.5. Every side runs in its own subprocess, one after
-the other, so each peak RSS is its own and two models never share the RAM. Reported:
+256x256, 4 steps of DPM++ 2M Karras, CFG 7.5. Each side is its own process (so each peak RSS is
+its own), kept alive and loaded; the lead alternates their timed runs (diffusers, our seed edit,
+our cold run, diffusers, ...), so both sides see the same machine load: on a shared machine
+the ratios hold even when the absolute times do not. Reported:
 - seed-edit re-run (a new seed; the prompts come from the cache) and cold run (the cache cleared,
-  the checkpoint loaded, as diffusers' warm run has it), as ratios to diffusers' warm fp32 run;
+  as diffusers' warm run has it, with the checkpoint loaded), as ratios to diffusers' warm fp32
+  runs interleaved with them;
 - peak RSS of each process (ru_maxrss);
 - PSNR of the bf16 image against the fp32 one (same seed), and whether fp32 equals diffusers;
 - with --compile: the compiled seed-edit time, its gain over eager, and the compile time;
-- the load average around each phase: the machine may be shared.
+- the load average around each phase.
 """
 import argparse
 import json
@@ -36,38 +39,25 @@ def rss_mib():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def median_time(fn, seeds):
-    times = []
-    for s in seeds:
-        t0 = time.perf_counter()
-        fn(s)
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), times
-
-
-# -- phases (each in its own process) ----------------------------------------------------------------
-def phase_diffusers(model, out, runs):
+# -- the sides (each a process serving timed runs on stdin/stdout) ----------------------------------
+def side_diffusers(model):
     import numpy as np
     import torch
     import diffusers
     from latentloom.app.sd.scheduler_table import SCHEDULERS, overrides
-    t0 = time.perf_counter()
     pipe = diffusers.StableDiffusionPipeline.from_pretrained(model, dtype=torch.float32, safety_checker=None,
                                                              requires_safety_checker=False)
     pipe.set_progress_bar_config(disable=True)
     pipe.scheduler = getattr(diffusers, SCHEDULERS[SCHEDULER][0]).from_config(
         pipe.scheduler.config, **overrides(SCHEDULER, SIGMAS))
-    load_s = time.perf_counter() - t0
 
-    def run(seed):
-        return pipe(PROMPT, negative_prompt=NEGATIVE, height=RES, width=RES, num_inference_steps=STEPS,
-                    guidance_scale=CFG, generator=torch.Generator("cpu").manual_seed(seed)).images[0]
-    np.save(out.with_suffix(".npy"), np.array(run(0)))  # also the warm-up
-    warm, times = median_time(run, range(1, runs + 1))
-    return {"load_s": load_s, "warm_s": warm, "warm_runs_s": times, "peak_rss_mib": rss_mib()}
+    def run(seed, cold=False):
+        return np.array(pipe(PROMPT, negative_prompt=NEGATIVE, height=RES, width=RES, num_inference_steps=STEPS,
+                             guidance_scale=CFG, generator=torch.Generator("cpu").manual_seed(seed)).images[0])
+    return run, {}
 
 
-def phase_ours(model, out, runs, dtype, compile):
+def side_ours(model, dtype, compile):
     import numpy as np
     from PIL import Image
     from latentloom.app.engine import events as ev
@@ -77,30 +67,96 @@ def phase_ours(model, out, runs, dtype, compile):
     from tests.conftest import load_workflow
     logs = []
     env = Runtime("cpu", compile=compile)
-    engine = Engine(catalog, output_dir=out.parent / (out.stem + "-images"), env=env, previews=False)
+    engine = Engine(catalog, output_dir=tempfile.mkdtemp(prefix="cpu-bench-"), env=env, previews=False)
     sets = {"ckpt.path": str(model), "ckpt.dtype": dtype, "positive.text": PROMPT, "negative.text": NEGATIVE,
             "latent.width": RES, "latent.height": RES, "sampler.steps": STEPS, "sampler.cfg": CFG,
             "scheduler.name": SCHEDULER, "scheduler.sigmas": SIGMAS}
+    env.load_checkpoint("bench", str(model), "", dtype)
 
     def run(seed, cold=False):
         if cold:
             engine.cache.clear()
-        return engine.run(load_workflow("txt2img.json", **sets, **{"noise.seed": seed}),
-                          on_event=lambda e: logs.append(e.message) if isinstance(e, ev.NodeLog) else None)
+        res = engine.run(load_workflow("txt2img.json", **sets, **{"noise.seed": seed}),
+                         on_event=lambda e: logs.append(e.message) if isinstance(e, ev.NodeLog) else None)
+        with Image.open(res.outputs[0]) as im:
+            return np.array(im.convert("RGB"))
+
+    def extra():
+        from torch._dynamo.utils import counters
+        return {"dtype": dtype, "compile": bool(compile), "log": list(dict.fromkeys(logs)),
+                "dynamo_unique_graphs": counters["stats"]["unique_graphs"]}
+    return run, extra
+
+
+def serve(args):
+    """A side's process: load, then answer "run SEED [cold] [save PATH]" lines with JSON lines."""
+    import numpy as np
     t0 = time.perf_counter()
-    env.load_checkpoint("bench", str(model), "", dtype)
-    load_s = time.perf_counter() - t0
+    if args.phase == "diffusers":
+        run, extra = side_diffusers(args.model)
+    else:
+        run, extra = side_ours(args.model, args.dtype, args.compile)
+    print(json.dumps({"load_s": time.perf_counter() - t0}), flush=True)
+    for line in sys.stdin:
+        words = line.split()
+        if not words or words[0] == "quit":
+            break
+        t0 = time.perf_counter()
+        image = run(int(words[1]), cold="cold" in words)
+        reply = {"s": time.perf_counter() - t0}
+        if "save" in words:
+            np.save(words[words.index("save") + 1], image)
+        if "stats" in words:
+            reply.update(extra() if callable(extra) else extra, peak_rss_mib=rss_mib())
+        print(json.dumps(reply), flush=True)
+
+
+class Side:
+    def __init__(self, model, phase, extra=()):
+        cmd = [sys.executable, "-m", "benchmarks.cpu_bf16", "--phase", phase, "--model", str(model),
+               "--res", str(RES), *extra]
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.load_s = self._reply()["load_s"]
+
+    def _reply(self):
+        for line in self.proc.stdout:
+            if line.startswith("{"):
+                return json.loads(line)
+        raise RuntimeError(f"the benchmark side exited with {self.proc.wait()}")
+
+    def run(self, seed, *words):
+        self.proc.stdin.write(" ".join(["run", str(seed), *words]) + "\n")
+        self.proc.stdin.flush()
+        return self._reply()
+
+    def close(self):
+        self.proc.stdin.write("quit\n")
+        self.proc.stdin.close()
+        self.proc.wait()
+
+
+def phase(tmp, model, name, runs, ours_args, diffusers):
+    """One of our settings against diffusers, their timed runs alternating."""
+    load = os.getloadavg()[0]
     t0 = time.perf_counter()
-    first = run(0)  # the first run: compiles with --compile
-    first_s = time.perf_counter() - t0
-    np.save(out.with_suffix(".npy"), np.array(Image.open(first.outputs[0]).convert("RGB")))
-    seed_edit, seed_times = median_time(run, range(1, runs + 1))
-    cold, cold_times = median_time(lambda s: run(s, cold=True), range(100, 100 + max(1, runs - 1)))
-    from torch._dynamo.utils import counters
-    return {"dtype": dtype, "compile": bool(compile), "log": list(dict.fromkeys(logs)), "load_s": load_s, "first_run_s": first_s,
-            "seed_edit_s": seed_edit, "seed_edit_runs_s": seed_times, "cold_s": cold, "cold_runs_s": cold_times,
-            "compile_s": max(0.0, first_s - cold) if compile else None,
-            "dynamo_unique_graphs": counters["stats"]["unique_graphs"], "peak_rss_mib": rss_mib()}
+    print(f"phase {name} (load {load:.1f})...", file=sys.stderr, flush=True)
+    ours = Side(model, "ours", ours_args)
+    first = ours.run(0, "save", str(Path(tmp) / f"{name}.npy"))["s"]  # compiles with --compile
+    d_times, seed_times, cold_times = [], [], []
+    for i in range(runs):
+        d_times.append(diffusers.run(1 + i)["s"])
+        seed_times.append(ours.run(1 + i)["s"])
+        cold_times.append(ours.run(100 + i, "cold")["s"])
+    stats = ours.run(200, "stats")
+    ours.close()
+    data = {k: v for k, v in stats.items() if k != "s"}
+    data.update(load_s=ours.load_s, first_run_s=first, seed_edit_s=statistics.median(seed_times),
+                seed_edit_runs_s=seed_times, cold_s=statistics.median(cold_times), cold_runs_s=cold_times,
+                diffusers_warm_s=statistics.median(d_times), diffusers_warm_runs_s=d_times,
+                compile_s=max(0.0, first - statistics.median(cold_times)) if "--compile" in ours_args else None,
+                phase_wall_s=time.perf_counter() - t0, loadavg_before=load, loadavg_after=os.getloadavg()[0])
+    print(f"  {json.dumps({k: v for k, v in data.items() if not isinstance(v, list)})}", file=sys.stderr)
+    return data
 
 
 # -- the lead process ----------------------------------------------------------------------------------
@@ -108,20 +164,6 @@ def psnr(a, b):
     import numpy as np
     mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
     return float("inf") if mse == 0 else 10 * np.log10(255.0 ** 2 / mse)
-
-
-def run_phase(tmp, model, name, args, extra=()):
-    out = Path(tmp) / f"{name}.json"
-    cmd = [sys.executable, "-m", "benchmarks.cpu_bf16", "--phase", name.split("-")[0], "--model", str(model),
-           "--out", str(out), "--runs", str(args.runs), "--res", str(args.res), *extra]
-    load = os.getloadavg()
-    t0 = time.perf_counter()
-    print(f"phase {name} (load {load[0]:.1f})...", file=sys.stderr, flush=True)
-    subprocess.run(cmd, check=True, cwd=ROOT)
-    data = json.loads(out.read_text())
-    data.update(phase_wall_s=time.perf_counter() - t0, loadavg_before=load[0], loadavg_after=os.getloadavg()[0])
-    print(f"  {json.dumps({k: v for k, v in data.items() if not isinstance(v, list)})}", file=sys.stderr)
-    return data
 
 
 def main(argv=None):
@@ -134,35 +176,18 @@ def main(argv=None):
     ap.add_argument("--no-bf16", action="store_true", help="skip the explicit bf16 phase")
     ap.add_argument("--kind", choices=["sd15", "tiny"], default="sd15", help="tiny: a quick smoke run")
     ap.add_argument("--res", type=int, default=RES)
-    ap.add_argument("--assemble", metavar="DIR", help="only build the report from the phase files in DIR "
-                    "(an interrupted run's temp folder)")
     ap.add_argument("--phase", help=argparse.SUPPRESS)
     ap.add_argument("--model", help=argparse.SUPPRESS)
-    ap.add_argument("--out", help=argparse.SUPPRESS)
     ap.add_argument("--dtype", default="auto", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     RES = args.res
     if args.phase:
-        out = Path(args.out)
-        if args.phase == "diffusers":
-            data = phase_diffusers(args.model, out, args.runs)
-        else:
-            data = phase_ours(args.model, out, args.runs, args.dtype, args.compile)
-        out.write_text(json.dumps(data))
+        serve(args)
         return 0
 
     from benchmarks.bench import build_model
     import torch
     from latentloom.app.sd import speed
-    if args.assemble:
-        auto_dtype, why = speed.choose_dtype("auto", "cpu")
-        phases = {name: json.loads((Path(args.assemble) / f"{file}.json").read_text())
-                  for name, file in (("diffusers", "diffusers"), ("auto", "ours-auto"), ("fp32", "ours-fp32"),
-                                     ("bf16", "ours-bf16"), ("auto_compiled", "ours-compiled"))
-                  if (Path(args.assemble) / f"{file}.json").exists()}
-        args.compile = "auto_compiled" in phases
-        result = assemble(args.assemble, phases, "bf16" if auto_dtype == torch.bfloat16 else "fp32", why, args)
-        return _write(result, args)
     with tempfile.TemporaryDirectory() as tmp:
         model = Path(args.model_dir) if args.model_dir else Path(tmp) / "sd15"
         if not (model / "model_index.json").exists():
@@ -171,14 +196,19 @@ def main(argv=None):
             print(f"built a random {args.kind} in {time.perf_counter() - t0:.0f}s", file=sys.stderr)
         auto_dtype, why = speed.choose_dtype("auto", "cpu")
         auto = "bf16" if auto_dtype == torch.bfloat16 else "fp32"
-        phases = {"diffusers": run_phase(tmp, model, "diffusers", args),
-                  "auto": run_phase(tmp, model, "ours-auto", args, ["--dtype", "auto"])}
+        diffusers = Side(model, "diffusers")
+        diffusers.run(0, "save", str(Path(tmp) / "diffusers.npy"))  # its warm-up
+        settings = [("auto", ["--dtype", "auto"])]
         if auto != "fp32":
-            phases["fp32"] = run_phase(tmp, model, "ours-fp32", args, ["--dtype", "fp32"])
+            settings.append(("fp32", ["--dtype", "fp32"]))
         if auto != "bf16" and not args.no_bf16:
-            phases["bf16"] = run_phase(tmp, model, "ours-bf16", args, ["--dtype", "bf16"])
+            settings.append(("bf16", ["--dtype", "bf16"]))
         if args.compile:
-            phases["auto_compiled"] = run_phase(tmp, model, "ours-compiled", args, ["--dtype", "auto", "--compile"])
+            settings.append(("auto_compiled", ["--dtype", "auto", "--compile"]))
+        phases = {name: phase(tmp, model, name, args.runs, extra, diffusers) for name, extra in settings}
+        d = diffusers.run(300, "stats")
+        diffusers.close()
+        phases["diffusers"] = {"load_s": diffusers.load_s, "peak_rss_mib": d["peak_rss_mib"]}
         result = assemble(tmp, phases, auto, why, args)
     return _write(result, args)
 
@@ -196,15 +226,15 @@ def assemble(tmp, phases, auto, why, args):
     import numpy as np
     import torch
     from latentloom.app.sd import speed
-    files = {"diffusers": "diffusers", "auto": "ours-auto", "fp32": "ours-fp32", "bf16": "ours-bf16",
-             "compiled": "ours-compiled"}
-    images = {name: np.load(Path(tmp) / f"{f}.npy") for name, f in files.items() if (Path(tmp) / f"{f}.npy").exists()}
+    images = {name: np.load(Path(tmp) / f"{name}.npy") for name in ("diffusers", "auto", "fp32", "bf16",
+              "auto_compiled") if (Path(tmp) / f"{name}.npy").exists()}
     fp32_img = images.get("fp32", images["auto"] if auto == "fp32" else None)
     bf16_img = images.get("bf16", images["auto"] if auto == "bf16" else None)
     d = phases["diffusers"]
 
     def ratios(side):
-        return {"seed_edit_ratio": side["seed_edit_s"] / d["warm_s"], "cold_ratio": side["cold_s"] / d["warm_s"],
+        warm = side["diffusers_warm_s"]  # the diffusers runs interleaved with this side's
+        return {"seed_edit_ratio": side["seed_edit_s"] / warm, "cold_ratio": side["cold_s"] / warm,
                 "rss_ratio": side["peak_rss_mib"] / d["peak_rss_mib"]}
     auto_ratios = ratios(phases["auto"])
     result = {
@@ -224,8 +254,8 @@ def assemble(tmp, phases, auto, why, args):
     if "auto_compiled" in phases:
         c = phases["auto_compiled"]
         result["compile"] = {"compile_s": c["compile_s"], "seed_edit_s": c["seed_edit_s"],
-                             "gain_vs_eager": phases["auto"]["seed_edit_s"] / c["seed_edit_s"],
-                             "psnr_vs_eager_db": psnr(images["compiled"], images["auto"])}
+                             "gain_vs_eager": ratios(phases["auto"])["seed_edit_ratio"] / ratios(c)["seed_edit_ratio"],
+                             "psnr_vs_eager_db": psnr(images["auto_compiled"], images["auto"])}
     return result
 
 

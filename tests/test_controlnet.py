@@ -362,3 +362,29 @@ def test_mask_limits_the_control(engine, tiny_dir, nets):
     assert np.array_equal(full, saved(engine.run(txt2img(nets, tiny_dir)))[0])
     assert np.array_equal(none, saved(engine.run(workflow("txt2img.json", tiny_dir,
                                                           {"latent.width": SIZE, "latent.height": SIZE})))[0])
+
+
+def test_lowvram_keeps_the_controlnet_beside_the_unet(engine, tiny_dir, nets, tmp_path):
+    """--lowvram's bookkeeping (run here on the CPU): a ControlNet joins the U-Net on the device for
+    the sampling loop; the VAE then takes the device alone; pixels are unchanged."""
+    from latentloom.app.engine.executor import Engine
+    from latentloom.app.sd.offload import Offload
+    from latentloom.app.sd.runtime import Runtime
+    env = Runtime("cpu")
+    env.offload = Offload("cpu")
+    seen = []
+    use = env.offload.use
+
+    def spy(module, guest=False):
+        use(module, guest)
+        seen.append((type(module).__name__, guest, sorted(type(m()).__name__ for m in env.offload.on_device)))
+    env.offload.use = spy
+    wf = txt2img(nets, tiny_dir)
+    got = saved(Engine(catalog, output_dir=tmp_path, env=env, previews=False, base_dirs=[WORKFLOWS]).run(wf))
+    assert all(np.array_equal(a, b) for a, b in zip(got, saved(engine.run(wf))))
+    assert list(dict.fromkeys((name, guest, tuple(on)) for name, guest, on in seen)) == [
+        ("CLIPTextModel", False, ("CLIPTextModel",)),
+        ("UNet2DConditionModel", False, ("UNet2DConditionModel",)),
+        ("ControlNetModel", True, ("ControlNetModel", "UNet2DConditionModel")),
+        ("AutoencoderKL", False, ("AutoencoderKL",))]
+    assert env.offload.on_device == []  # the end of the run offloads the VAE too

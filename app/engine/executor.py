@@ -175,6 +175,8 @@ class Engine:
             status = "cancelled"
             raise
         finally:
+            if hasattr(self.env, "run_finished"):
+                self.env.run_finished()  # e.g. --lowvram offloads what is still on the GPU
             result.seconds = time.perf_counter() - t_run
             emit(ev.RunFinished(status, result.seconds, tuple(result.executed), tuple(result.cached),
                                 tuple(result.outputs)))

@@ -1,7 +1,9 @@
 """--lowvram: models live in RAM and move to the GPU only while a node uses them.
 
 accelerate's model CPU offload hooks (what diffusers' enable_model_cpu_offload uses) hold each
-module; a borrow offloads the module used before and moves the borrowed one to the device."""
+module. Borrowing a main module (text encoder, U-Net, VAE, a LoadVAE file) offloads whatever is
+on the device and moves the borrowed one there. A guest (a ControlNet) joins the module on the
+device, as diffusers' offload keeps a ControlNet beside the U-Net, and leaves with it."""
 import weakref
 
 import torch
@@ -13,25 +15,35 @@ class Offload:
     def __init__(self, device):
         self.device = torch.device(device)
         self.hooks = weakref.WeakKeyDictionary()  # module -> accelerate UserCpuOffloadHook
-        self.current = None  # weakref to the module on the device
+        self.on_device = []  # weakrefs to the modules on the device now
 
     def attach(self, comps):
-        from accelerate import cpu_offload_with_hook
         for part in ("text_encoder", "unet", "vae"):
-            _, self.hooks[comps[part]] = cpu_offload_with_hook(comps[part], self.device)
+            self._hook(comps[part])
         return NOTE
 
-    def use(self, module):
-        """Offload whatever module is on the device, then move `module` there."""
-        current = self.current() if self.current is not None else None
-        if current is not None and current is not module and current in self.hooks:
-            self.hooks[current].offload()
+    def _hook(self, module):
+        from accelerate import cpu_offload_with_hook
+        if module not in self.hooks:
+            _, self.hooks[module] = cpu_offload_with_hook(module, self.device)
+
+    def use(self, module, guest=False):
+        """Move `module` to the device; unless it is a guest, offload the modules there first."""
+        self._hook(module)
+        live = [m for m in (r() for r in self.on_device) if m is not None]
+        if not guest and module not in live:
+            for other in live:
+                self.hooks[other].offload()
+            live = []
         module.to(self.device)
-        self.current = weakref.ref(module)
+        if module not in live:
+            live.append(module)
+        self.on_device = [weakref.ref(m) for m in live]
+        return module
 
     def release(self):
-        """Offload the module on the device (the end of a run)."""
-        current = self.current() if self.current is not None else None
-        if current is not None and current in self.hooks:
-            self.hooks[current].offload()
-        self.current = None
+        """Offload every module on the device (the end of a run)."""
+        for module in (r() for r in self.on_device):
+            if module is not None and module in self.hooks:
+                self.hooks[module].offload()
+        self.on_device = []

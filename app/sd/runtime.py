@@ -126,15 +126,20 @@ class Runtime:
         if vae.file:
             entry = self.store.extra(vae.file)
             with entry["lock"]:
-                yield entry["module"]
+                yield self._on_device(entry["module"])
             return
         comps = self.components(vae.checkpoint)
         with comps["lock"]:
             yield self._on_device(comps["vae"])
 
-    def _on_device(self, module):
+    def run_finished(self):
+        """The engine's end-of-run call: --lowvram offloads every module left on the device."""
         if self.offload is not None:
-            self.offload.use(module)
+            self.offload.release()
+
+    def _on_device(self, module, guest=False):
+        if self.offload is not None:
+            self.offload.use(module, guest)
         return module
 
     @contextmanager
@@ -142,7 +147,7 @@ class Runtime:
         """The ControlNetModel of a ControlNetHandle (read-only, shared)."""
         entry = self.store.extra(handle.key)
         with entry["lock"]:
-            yield entry["module"]
+            yield self._on_device(entry["module"], guest=True)  # beside the U-Net it guides
 
     def checkpoint_source(self, handle):
         """The folder, file or hub id a handle's checkpoint was loaded from."""
