@@ -207,9 +207,11 @@ def test_placeholders_move_delete_copy_and_paste(window, tmp_path):
     with pytest.raises(LinkRefused, match="types do not match"):
         doc.connect("4", "model", "image_upscale_with_model", "image")
     assert view_links(window) == doc_links(window)
-    assert [str(p) for p in placeholders.unsupported(doc.problems())][-1] == (
+    assert sorted(str(p) for p in placeholders.unsupported(doc.problems())) == sorted(REFUSAL.split("\n") + [
+        "node 'image_upscale_with_model': unsupported ComfyUI node 'ImageUpscaleWithModel': Latent Loom has no "
+        "equivalent yet",
         "node 'upscale_model_loader': unsupported ComfyUI node 'UpscaleModelLoader' (title 'Upscaler'): "
-        "Latent Loom has no equivalent yet")
+        "Latent Loom has no equivalent yet"])
 
 
 def test_the_placeholder_ports_come_from_the_links_qt_free():
@@ -228,3 +230,13 @@ def test_the_placeholder_ports_come_from_the_links_qt_free():
     assert spec.type == "comfyui:Foo" and spec.params == () and spec.category == placeholders.CATEGORY
     assert all(p.optional for p in spec.inputs)
     assert catalog.get("comfyui:Foo") is None   # never in the catalog: validation still refuses it
+
+
+def test_the_screenshot_script_draws_the_placeholders(qapp, tmp_path):
+    from PIL import Image
+    from scripts.screenshot_unsupported import main as shoot
+    out = tmp_path / "shot.png"
+    assert shoot(["--out", str(out)]) == 0
+    pixels = Image.open(out).convert("RGB")
+    fill = colors.CATEGORIES["unsupported"]
+    assert pixels.width > 600 and sum(1 for p in pixels.getdata() if p == fill) > 5000   # red nodes drawn
