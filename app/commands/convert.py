@@ -25,7 +25,8 @@ def convert(doc, to, catalog):
     from latentloom.app.core.validate import check
     from latentloom.app.core.workflow import WorkflowError
     wf, problems = check(doc.data, catalog)
-    kept = [p for p in problems if p.message.startswith("unsupported ComfyUI node")]
+    from latentloom.app.formats.placeholders import unsupported
+    kept = unsupported(problems)
     problems = [p for p in problems if p not in kept]
     if wf is None or problems:
         raise WorkflowError(problems, doc.source)

@@ -11,7 +11,9 @@ CATEGORIES = {
     "mask": (38, 70, 44),
     "controlnet": (30, 72, 58),
     "training": (84, 72, 30),
+    "unsupported": (120, 30, 34),   # kept ComfyUI nodes we cannot run (app.formats.placeholders)
 }
+PLACEHOLDER_BORDER = (240, 70, 70)
 DEFAULT = (52, 54, 62)
 DEFAULT_PORT = (175, 175, 175)
 

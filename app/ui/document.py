@@ -18,6 +18,7 @@ from latentloom.app.core import types
 from latentloom.app.core.validate import check
 from latentloom.app.core.workflow import Node, Problem, Workflow, WorkflowError
 from latentloom.app.engine.outputs import write_file
+from latentloom.app.formats import placeholders
 
 CLIPBOARD_FORMAT = "latentloom.clipboard"
 _MISSING = object()
@@ -84,6 +85,7 @@ class Document(QObject):
         self.path = None          # the .json file it is saved in, or None
         self.origin = None        # where it was read from (a .json or a PNG)
         self.new_params = {}      # param defaults for new nodes, by param name (e.g. dtype)
+        self.placeholders = {}    # node id -> spec drawn for a kept unsupported ComfyUI node
 
     # --- whole documents -------------------------------------------------
 
@@ -101,6 +103,7 @@ class Document(QObject):
         if unknown:
             raise WorkflowError(unknown, origin)
         self.workflow = wf
+        self.placeholders = {}
         self.path, self.origin = path, origin or path
         self.undo_stack.clear()
         self.undo_stack.setClean()
@@ -138,7 +141,14 @@ class Document(QObject):
         return self.workflow.nodes[nid]
 
     def spec(self, nid):
-        return self.catalog.get(self.workflow.nodes[nid].type)
+        """The node's catalog spec; for a kept unsupported ComfyUI node, its placeholder's spec."""
+        node = self.workflow.nodes[nid]
+        found = self.catalog.get(node.type)
+        if found is None and placeholders.is_placeholder(node.type):
+            found = self.placeholders.get(nid)
+            if found is None or found.type != node.type:
+                found = self.placeholders[nid] = placeholders.spec(self.workflow, nid, self.catalog)
+        return found
 
     def pos(self, nid):
         pos = self.workflow.nodes[nid].ui.get("pos")
@@ -147,7 +157,7 @@ class Document(QObject):
         return None
 
     def fresh_id(self, type, taken=()):
-        base = snake(type) or "node"
+        base = snake(type.rsplit(":", 1)[-1]) or "node"
         nid, n = base, 1
         while nid in self.workflow.nodes or nid in taken:
             n += 1
@@ -163,7 +173,7 @@ class Document(QObject):
         o, i = s_spec.output(out), d_spec.input(inp)
         if o is None or i is None:
             return f"{src}.{out} -> {dst}.{inp}: no such port"
-        if not types.compatible(o.type, i.type):
+        if not (types.compatible(o.type, i.type) or placeholders.ANY in (o.type, i.type)):
             return (f"Cannot connect {src}.{out} ({o.type}) to {dst}.{inp} ({i.type}): "
                     f"the types do not match")
         if src == dst or src in self.workflow.downstream(dst):
@@ -355,6 +365,9 @@ class Document(QObject):
         for nid, n in wf.nodes.items():
             fresh[nid] = self.fresh_id(n.type, taken)
             taken.add(fresh[nid])
+            known = self.placeholders.get(nid)
+            if known is not None and known.type == n.type:  # a copy gets the ports of what it copies
+                self.placeholders[fresh[nid]] = known
         redo, undo = [], []
         for nid, n in wf.nodes.items():
             n.inputs = {p: (fresh[s], o) for p, (s, o) in n.inputs.items() if s in fresh}

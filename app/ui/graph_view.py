@@ -17,10 +17,12 @@ from PySide6.QtCore import QEvent, QObject, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QPainterPath, QPen
 from PySide6.QtWidgets import QGraphicsProxyWidget, QGraphicsSimpleTextItem, QGraphicsTextItem
 
-from latentloom.app.ui.colors import category_color, port_color
+from latentloom.app.formats import placeholders
+from latentloom.app.ui.colors import PLACEHOLDER_BORDER, category_color, port_color
 from latentloom.app.ui.document import LinkRefused, snake
 from latentloom.app.ui import seeds
 from latentloom.app.ui.groups import Groups
+from latentloom.app.ui.icons import icon
 from latentloom.app.ui.layout import layered
 from latentloom.app.ui.node_widgets import NodeForm
 
@@ -72,6 +74,7 @@ class LoomNodeItem(NodeItem):
     def __init__(self, name="node", parent=None):
         super().__init__(name, parent)
         self.state = None
+        self.help_tip = ""   # the node's tooltip (NodeGraphQt would show its class name instead)
         self._summary = ""
         self.form = None
         self._proxy = QGraphicsProxyWidget(self)
@@ -113,6 +116,9 @@ class LoomNodeItem(NodeItem):
         self._message.setVisible(bool(message))
         self._place_labels()
         self.update()
+
+    def _tooltip_disable(self, state):
+        self.setToolTip(self.help_tip) if self.help_tip else super()._tooltip_disable(state)
 
     def status_text(self):
         return self._status.text() if self._status.isVisible() else ""
@@ -184,7 +190,20 @@ class LoomNode(BaseNode):
         for p in spec.outputs:
             port = self.add_output(p.name, multi_output=True, color=port_color(p.type))
             port.view.setToolTip(f"{p.name}: {p.type}\n{p.help}".strip())
-        self.view.setToolTip(f"{spec.type} [{spec.category}]\n{spec.help}")
+        self.view.help_tip = f"{spec.type} [{spec.category}]\n{spec.help}"
+
+
+class PlaceholderNode(LoomNode):
+    """A kept unsupported ComfyUI node: red, a warning icon, the ports its spec gives (one a link)."""
+
+    def __init__(self, spec):
+        self.SPEC = spec
+        super().__init__()
+        self.model.border_color = self.view.border_color = (*PLACEHOLDER_BORDER, 255)
+
+    def update(self):
+        super().update()  # NodeGraphQt sets its own icon here: draw ours over it
+        self.view.icon_item.setPixmap(icon("warning").pixmap(16, 16))
 
 
 def node_class(spec):
@@ -313,15 +332,19 @@ class GraphView(QObject):
         self.layout_missing()
 
     def _title(self, nid, type):
+        if placeholders.is_placeholder(type):
+            return f"{placeholders.title(self.doc.workflow.nodes[nid])} · {nid}"
         return type if nid == snake(type) else f"{type} · {nid}"
 
     def _create(self, nid):
         wn = self.doc.workflow.nodes[nid]
-        node = self.classes[wn.type]()
+        cls = self.classes.get(wn.type)
+        node = cls() if cls is not None else PlaceholderNode(self.doc.spec(nid))
         node.engine_id = nid
         node.NODE_NAME = self._title(nid, wn.type)
         node.view.set_summary(summary(node.SPEC, wn.params))
-        form = NodeForm(node.SPEC, wn.params, self.models_dirs, wn.ui)
+        notes = placeholders.data_lines(wn) if cls is None else ()
+        form = NodeForm(node.SPEC, wn.params, self.models_dirs, wn.ui, notes=notes)
         form.edited.connect(lambda name, value, merge, nid=nid: self._form_edited(nid, name, value, merge))
         form.seed_mode_edited.connect(lambda how, nid=nid: self.doc.set_node_ui(
             nid, seeds.UI_KEY, None if how == "fixed" else how))

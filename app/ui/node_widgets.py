@@ -77,7 +77,7 @@ class NodeForm(QWidget):
     edited = Signal(str, object, bool)
     seed_mode_edited = Signal(str)
 
-    def __init__(self, spec, params, models_dirs, ui=None, parent=None):
+    def __init__(self, spec, params, models_dirs, ui=None, parent=None, notes=()):
         super().__init__(parent)
         self.setAttribute(Qt.WA_TranslucentBackground)
         self.setObjectName("nodeform")
@@ -107,6 +107,12 @@ class NodeForm(QWidget):
             self.seed_mode.edited.connect(self.seed_mode_edited)
             grid.addWidget(QLabel("after run"), len(spec.params), 0)
             grid.addWidget(self.seed_mode, len(spec.params), 1)
+        if notes:  # read-only lines (a placeholder's original data)
+            self.notes = QLabel("\n".join(notes))
+            self.notes.setObjectName("notes")
+            self.notes.setWordWrap(True)
+            self.notes.setStyleSheet("color: #e6c8c8;")
+            grid.addWidget(self.notes, len(spec.params) + 1, 0, 1, 2)
         self.setFixedWidth(FORM_WIDTH)
         self.adjustSize()
 

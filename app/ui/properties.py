@@ -10,6 +10,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog
                                QWidget)
 
 from latentloom.app.engine.files import FOLDERS
+from latentloom.app.formats import placeholders
 from latentloom.app.ui import seeds
 from latentloom.app.ui.icons import icon
 from latentloom.app.ui.models import has_picker, list_models
@@ -361,6 +362,8 @@ class PropertiesPanel(QScrollArea):
         title.setTextInteractionFlags(Qt.TextSelectableByMouse)
         col.addWidget(title)
         about = QLabel(spec.help)
+        about.setObjectName("help")
+        about.setTextFormat(Qt.PlainText)  # a placeholder's help holds its data, as it came
         about.setWordWrap(True)
         about.setStyleSheet("color: gray;")
         col.addWidget(about)
@@ -397,7 +400,7 @@ class PropertiesPanel(QScrollArea):
             col.addSpacing(6)
             col.addWidget(QLabel("<b>seed after run</b>"))
             col.addWidget(self.seed_mode)
-        if not spec.params:
+        if not spec.params and spec.category != placeholders.CATEGORY:  # a placeholder shows its data
             col.addWidget(QLabel("This node has no params."))
         col.addStretch(1)  # extra height goes below the params, not between them
         self.setWidget(body)

@@ -12,6 +12,7 @@ from PySide6.QtWidgets import QHBoxLayout, QListWidget, QToolButton, QVBoxLayout
 
 from latentloom.app.core.workflow import WorkflowError
 from latentloom.app.engine import events as ev
+from latentloom.app.formats import placeholders
 
 
 @dataclass
@@ -77,6 +78,8 @@ class Runs(QObject):
             if not self.busy:
                 w.view.clear_states()
             w.show_problems(e.problems, "Cannot run: the workflow has problems:")
+            if placeholders.unsupported(e.problems):  # nodes that look fine yet cannot run: say so
+                w.warn("Cannot run", "\n".join(map(str, e.problems)))
             self.w.run_done.emit(None, e)
             return None
         prepared.document = with_ui(prepared.document, data)
