@@ -130,6 +130,13 @@ def test_uni_pc_runs_a_constant_denoiser_to_sigma_0001_not_0(ms):
     assert (out - c).abs().max() > 1e-4
 
 
+def test_one_step_uni_pc_only_rescales_to_the_last_alpha(ms):
+    sigmas = schedules.sigmas_for(ms, "karras", "uni_pc", 1)  # [sigma_max, 0]
+    x = start(sigmas)
+    expected = x / math.sqrt(1 + float(sigmas[0]) ** 2) / vp32(0.001)[0]
+    np.testing.assert_allclose(ours("uni_pc", sigmas, x), expected, rtol=1e-6)
+
+
 def test_uni_pc_calls_the_model_once_per_step_never_at_the_end(ms):
     unet = FakeUNet(0.1)
     handle = describe("uni_pc", "karras", CONFIG)
