@@ -1,6 +1,6 @@
 """Imported ComfyUI graphs against ComfyUI itself: PSNR of our render vs ComfyUI's, per sampler.
 
-    python -m benchmarks.comfy_compare --comfyui ~/src/ComfyUI [--python PY] [--work DIR]
+    python -m benchmarks.comfy_compare --comfyui ~/src/ComfyUI [--python PY] [--work DIR] [--only CASE,...]
 
 Builds a random-weight SD 1.5-like checkpoint (full CLIP-L text encoder and VAE; a U-Net with
 SD 1.5's first widths and context size, two levels of one layer each, so that ComfyUI detects it
@@ -20,7 +20,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLERS = ["euler", "euler_ancestral", "heun", "dpm_2", "dpm_2_ancestral", "lms", "dpmpp_2m", "dpmpp_2m_sde",
-            "dpmpp_sde", "ddim", "ddpm", "lcm"]
+            "dpmpp_sde", "ddim", "ddpm", "lcm", "uni_pc", "uni_pc_bh2", "deis"]
 SCHEDULERS = ["normal", "karras", "exponential", "simple", "sgm_uniform", "ddim_uniform", "beta"]
 BASE = dict(positive="a (red:1.3) fox in the snow, detailed", negative="blurry", width=64, height=64, seed=7,
             steps=6, cfg=6.0)
@@ -31,6 +31,7 @@ def cases():
     out += [dict(BASE, name=f"euler-{s}", sampler="euler", scheduler=s) for s in SCHEDULERS if s != "karras"]
     out += [dict(BASE, name="euler-normal-clipskip", sampler="euler", scheduler="normal", clip_skip=1),
             dict(BASE, name="dpmpp_2m-normal-cfg1", sampler="dpmpp_2m", scheduler="normal", cfg=1.0)]
+    out += [dict(BASE, name=f"{s}-normal", sampler=s, scheduler="normal") for s in ("uni_pc", "uni_pc_bh2", "deis")]
     return out
 
 
@@ -111,11 +112,18 @@ def main(argv=None):
     ap.add_argument("--python", default=sys.executable, help="the Python that runs ComfyUI")
     ap.add_argument("--comfy-pythonpath", default="", help="PYTHONPATH for the ComfyUI process (its requirements)")
     ap.add_argument("--work", default="comfy-compare", help="scratch folder")
+    ap.add_argument("--only", default="", help="comma-separated case names (default: every case)")
     args = ap.parse_args(argv)
     work = Path(args.work).resolve()
     work.mkdir(parents=True, exist_ok=True)
     ckpt, config_dir = build_checkpoint(work)
     all_cases = cases()
+    if args.only:
+        wanted = set(args.only.split(","))
+        unknown = wanted - {c["name"] for c in all_cases}
+        if unknown:
+            ap.error(f"no such case: {', '.join(sorted(unknown))}")
+        all_cases = [c for c in all_cases if c["name"] in wanted]
     (work / "cases.json").write_text(json.dumps({"checkpoints": str(ckpt.parent), "checkpoint": ckpt.name,
                                                  "cases": all_cases}))
     subprocess.run([args.python, str(ROOT / "benchmarks" / "comfy_render.py"), str(Path(args.comfyui).resolve()),

@@ -100,8 +100,8 @@ def window(sigmas, handle):
 def sample(unet, positive, negative, latent, seed, handle, steps, cfg, denoise, progress=None):
     run = samplers.SAMPLERS.get(handle.sampler)
     if run is None:
-        raise UserError(f"ComfyUI sampler {handle.sampler!r} is not supported yet "
-                        f"(supported: {', '.join(sorted(samplers.SAMPLERS))})")
+        raise UserError(f"{handle.sampler!r} is not a ComfyUI sampler "
+                        f"(those are: {', '.join(sorted(samplers.SAMPLERS))})")
     ms = schedules.ModelSampling(handle.config)
     sigmas = schedules.sigmas_for(ms, handle.scheduler, handle.sampler, steps, denoise)
     sigmas = window(sigmas, handle)

@@ -1,10 +1,13 @@
 """The k-diffusion samplers ComfyUI runs, by its sampler_name (Karras et al. / DPM-Solver formulas).
 
 Each takes model(x, sigma) -> denoised, the start x, the sigmas, a noise source and a
-step callback; ComfyUI's `ddim` is Euler.
+step callback; ComfyUI's `ddim` is Euler. uni_pc(_bh2) and deis live in unipc.py and deis.py.
 """
 import torch
 from scipy import integrate
+
+from latentloom.app.sd.comfy.deis import deis
+from latentloom.app.sd.comfy.unipc import uni_pc, uni_pc_bh2
 
 
 def _d(x, sigma, denoised):
@@ -198,5 +201,6 @@ def lcm(model, x, sigmas, noise, step):
 
 SAMPLERS = {"euler": euler, "ddim": euler, "euler_ancestral": euler_ancestral, "heun": heun, "dpm_2": dpm_2,
             "dpm_2_ancestral": dpm_2_ancestral, "lms": lms, "dpmpp_2m": dpmpp_2m, "dpmpp_2m_sde": dpmpp_2m_sde,
-            "dpmpp_sde": dpmpp_sde, "ddpm": ddpm, "lcm": lcm}
+            "dpmpp_sde": dpmpp_sde, "ddpm": ddpm, "lcm": lcm, "uni_pc": uni_pc, "uni_pc_bh2": uni_pc_bh2,
+            "deis": deis}
 BROWNIAN = {"dpmpp_2m_sde", "dpmpp_sde"}
