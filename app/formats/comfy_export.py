@@ -82,7 +82,9 @@ def _sampler(e, nid, p):
 def _scale(kind):
     def export(e, nid, p):
         src = ("samples", "latent") if kind == "LatentUpscale" else ("image", "image")
-        if p.get("scale") is not None and "width" not in p:
+        if not p.get("width") and not p.get("height"):
+            if p.get("crop", "disabled") != "disabled":
+                e.notes.append(f"node {nid!r}: ComfyUI's {kind}By has no crop")
             e.add(nid, kind + "By", {"upscale_method": p["method"], "scale_by": p["scale"]}, [src])
         else:
             e.add(nid, kind, {"upscale_method": p["method"], "width": p["width"], "height": p["height"],

@@ -1,0 +1,184 @@
+"""Import gaps closed: crop "center" on the scaling nodes, the old ControlNetApply and
+DiffControlNetLoader, InpaintModelConditioning noise_mask false, embedding:NAME in ComfyUI prompts,
+and the A1111 hires pass. Pixels are checked against hand computations, graphs node by node."""
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from latentloom.app.core.validate import check, load
+from latentloom.app.session import Session, open_document
+from latentloom.nodes import catalog
+from tests.test_comfy_import import api_prompt
+
+F = torch.nn.functional
+
+
+def mapped(prompt, tmp_path):
+    path = tmp_path / "api.json"
+    path.write_text(json.dumps(prompt))
+    doc = open_document(path).data
+    assert check(doc, catalog)[1] == []
+    return {nid: {k: v for k, v in n.items() if k != "ui"} for nid, n in doc["nodes"].items()}
+
+
+def graph(nodes):
+    return load({"format": "latentloom.workflow", "version": 2, "nodes": nodes}, catalog)
+
+
+def noise_png(path, width, height, seed=0):
+    Image.fromarray((np.random.default_rng(seed).random((height, width, 3)) * 255).astype(np.uint8)).save(path)
+    return path
+
+
+# -- crop "center" ----------------------------------------------------------------------------
+def test_comfyui_image_scale_with_centre_crop_renders_comfyuis_formula(tmp_path):
+    """37x20 -> 24x16: the source is wider (1.85 > 1.5), so round((37 - 37 * 1.5 / 1.85) / 2) =
+    round(3.5) = 4 columns go from each side, then bilinear to 24x16, 8 bits by truncation."""
+    root = tmp_path / "ComfyUI"
+    (root / "models").mkdir(parents=True)
+    (root / "input").mkdir()
+    src = noise_png(root / "input" / "src.png", 37, 20)
+    prompt = {"1": {"class_type": "LoadImage", "inputs": {"image": "src.png"}},
+              "2": {"class_type": "ImageScale", "inputs": {"upscale_method": "bilinear", "width": 24, "height": 16,
+                                                           "crop": "center", "image": ["1", 0]}},
+              "3": {"class_type": "SaveImage", "inputs": {"filename_prefix": "x", "images": ["2", 0]}}}
+    assert mapped(prompt, tmp_path)["2"] == {"type": "ImageScale", "params": {
+        "method": "bilinear", "width": 24, "height": 16, "crop": "center"}, "inputs": {"image": ["1", "image"]}}
+    session = Session(catalog, models_dirs=[root / "models"], output_dir=tmp_path / "out", device="cpu")
+    path = tmp_path / "api.json"
+    got = np.array(Image.open(session.run(session.prepare(session.open(path))).outputs[0]))
+    pixels = torch.from_numpy(np.array(Image.open(src))).permute(2, 0, 1)[None].float() / 255.0
+    expected = F.interpolate(pixels[..., :, 4:33], size=(16, 24), mode="bilinear", align_corners=False)
+    expected = np.clip(255.0 * expected[0].permute(1, 2, 0).numpy(), 0, 255).astype(np.uint8)
+    assert got.shape == (16, 24, 3) and np.array_equal(got, expected)
+
+
+def test_latent_upscale_centre_crop_cuts_the_latent_then_scales(engine, tiny_dir, tmp_path):
+    """An 88x48 image is an 11x6 latent; to 48x48 (6x6) round((11 - 6) / 2) = round(2.5) = 2
+    columns go from each side (Python rounds halves to even), leaving 7, then bilinear to 6."""
+    src = noise_png(tmp_path / "in.png", 88, 48)
+    wf = graph({
+        "ckpt": {"type": "LoadCheckpoint", "params": {"path": str(tiny_dir), "dtype": "fp32"}},
+        "img": {"type": "LoadImage", "params": {"path": str(src)}},
+        "enc": {"type": "VAEEncode", "inputs": {"vae": ["ckpt", "vae"], "image": ["img", "image"]}},
+        "up": {"type": "LatentUpscale", "params": {"width": 48, "height": 48, "method": "bilinear", "crop": "center"},
+               "inputs": {"latent": ["enc", "latent"]}},
+        "dec": {"type": "VAEDecode", "inputs": {"vae": ["ckpt", "vae"], "latent": ["up", "latent"]}},
+        "save": {"type": "SaveImage", "inputs": {"image": ["dec", "image"]}}})
+    values = engine.run(wf).values
+    lat = values["enc"]["latent"].samples
+    assert lat.shape[-2:] == (6, 11)
+    expected = F.interpolate(lat[..., :, 2:9], size=(6, 6), mode="bilinear", align_corners=False)
+    assert torch.equal(values["up"]["latent"].samples, expected)
+
+
+def test_crop_defaults_to_disabled_so_old_workflows_keep_stretching(engine, tmp_path):
+    src = noise_png(tmp_path / "in.png", 37, 20)
+    wf = graph({"img": {"type": "LoadImage", "params": {"path": str(src)}},
+                "sc": {"type": "ImageScale", "params": {"width": 24, "height": 16, "method": "bilinear"},
+                       "inputs": {"image": ["img", "image"]}},
+                "save": {"type": "SaveImage", "inputs": {"image": ["sc", "image"]}}})
+    assert wf.nodes["sc"].params["crop"] == "disabled"
+    values = engine.run(wf).values
+    expected = F.interpolate(values["img"]["image"], size=(16, 24), mode="bilinear", align_corners=False).clamp(0, 1)
+    assert torch.equal(values["sc"]["image"], expected)
+
+
+def test_comfyui_scale_sizes_map_as_comfyui_reads_them(tmp_path):
+    p = api_prompt()
+    p["30"] = {"class_type": "ImageScale", "inputs": {"upscale_method": "area", "width": 0, "height": 0,
+                                                      "crop": "disabled", "image": ["8", 0]}}
+    p["31"] = {"class_type": "LatentUpscale", "inputs": {"upscale_method": "bicubic", "width": 100, "height": 36,
+                                                         "crop": "center", "samples": ["5", 0]}}
+    n = mapped(p, tmp_path)
+    # width = height = 0 is "no resize" in ComfyUI; ours would take the scale.
+    assert n["30"]["params"] == {"method": "area", "scale": 1.0, "width": 0, "height": 0}
+    # LatentUpscale takes at least 64 and floors to the latent grid.
+    assert n["31"]["params"] == {"method": "bicubic", "width": 96, "height": 64, "crop": "center"}
+
+
+# -- ControlNet ---------------------------------------------------------------------------------
+def test_old_controlnet_apply_and_diff_loader_map_onto_apply_controlnet(tmp_path):
+    p = api_prompt()
+    p["40"] = {"class_type": "DiffControlNetLoader", "inputs": {"model": ["4", 0],
+                                                                "control_net_name": "canny.safetensors"}}
+    p["41"] = {"class_type": "LoadImage", "inputs": {"image": "edges.png"}}
+    p["42"] = {"class_type": "ControlNetApply", "inputs": {
+        "conditioning": ["6", 0], "control_net": ["40", 0], "image": ["41", 0], "strength": 0.7},
+        "_meta": {"title": "Edges"}}
+    p["3"]["inputs"]["positive"] = ["42", 0]
+    path = tmp_path / "api.json"
+    path.write_text(json.dumps(p))
+    doc = open_document(path).data
+    assert check(doc, catalog)[1] == []
+    n = doc["nodes"]
+    assert n["40"] == {"type": "LoadControlNet", "params": {"path": "canny.safetensors"}, "inputs": {}}
+    assert n["42"] == {"type": "ApplyControlNet", "params": {"strength": 0.7}, "ui": {"title": "Edges"},
+                       "inputs": {"positive": ["6", "conditioning"], "negative": ["6", "conditioning"],
+                                  "controlnet": ["40", "controlnet"], "image": ["41", "image"]}}
+    # The negative keeps its own encoding: the control reaches the unconditional pass through the
+    # positive's guides, as ComfyUI's control_apply_to_uncond does.
+    assert n["3"]["inputs"]["positive"] == ["42", "positive"]
+    assert n["3"]["inputs"]["negative"] == ["7", "conditioning"]
+
+
+@pytest.fixture
+def tiny_net(tiny_pipe, tmp_path):
+    """A tiny ControlNet folder; its config stands in for SD 1.5's while the test runs."""
+    from latentloom.app.sd import controlnet
+    from tests.support.controlnets import tiny_controlnet
+    net = tiny_controlnet(tiny_pipe.unet, 1)
+    net.save_pretrained(tmp_path / "cn")
+    net.save_config(tmp_path / "cn-config")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(controlnet, "CONFIG_DIR", tmp_path / "cn-config")
+        yield tmp_path / "cn"
+
+
+def test_controlnet_apply_on_the_positive_equals_applying_it_to_both(engine, tiny_dir, tiny_net, tmp_path):
+    """Diffusers sampling: guides on the positive alone act on the whole guidance batch, so the old
+    node's positive-only wiring renders exactly what ApplyControlNet on both conditionings does."""
+    hint = noise_png(tmp_path / "hint.png", 64, 64, seed=3)
+
+    def run(negative):
+        wf = graph({
+            "ckpt": {"type": "LoadCheckpoint", "params": {"path": str(tiny_dir), "dtype": "fp32"}},
+            "pos": {"type": "TextEncode", "params": {"text": "a fox"}, "inputs": {"clip": ["ckpt", "clip"]}},
+            "neg": {"type": "TextEncode", "params": {"text": "blurry"}, "inputs": {"clip": ["ckpt", "clip"]}},
+            "cn": {"type": "LoadControlNet", "params": {"path": str(tiny_net), "dtype": "fp32"}},
+            "hint": {"type": "LoadImage", "params": {"path": str(hint)}},
+            "apply": {"type": "ApplyControlNet", "params": {"strength": 0.7},
+                      "inputs": {"positive": ["pos", "conditioning"],
+                                 "negative": ["neg" if negative == "both" else "pos", "conditioning"],
+                                 "controlnet": ["cn", "controlnet"], "image": ["hint", "image"]}},
+            "latent": {"type": "EmptyLatent", "params": {"width": 64, "height": 64}},
+            "noise": {"type": "LatentNoise", "params": {"seed": 5}},
+            "sched": {"type": "Scheduler", "inputs": {"model": ["ckpt", "model"]}},
+            "sampler": {"type": "Sampler", "params": {"steps": 2},
+                        "inputs": {"model": ["ckpt", "model"], "positive": ["apply", "positive"],
+                                   "negative": ["apply", "negative"] if negative == "both"
+                                   else ["neg", "conditioning"],
+                                   "latent": ["latent", "latent"], "noise": ["noise", "noise"],
+                                   "scheduler": ["sched", "scheduler"]}},
+            "dec": {"type": "VAEDecode", "inputs": {"vae": ["ckpt", "vae"], "latent": ["sampler", "latent"]}},
+            "save": {"type": "SaveImage", "inputs": {"image": ["dec", "image"]}}})
+        return np.array(Image.open(engine.run(wf).outputs[0]))
+
+    assert np.array_equal(run("both"), run("positive only"))
+
+
+def test_difference_controlnets_are_refused_clearly(tmp_path):
+    from safetensors.torch import save_file
+    from latentloom.app.core.errors import UserError
+    from latentloom.app.sd import controlnet
+    path = tmp_path / "control_canny_diff.safetensors"
+    save_file({"difference": torch.zeros(1), "control_model.input_hint_block.0.weight": torch.zeros(16, 3, 3, 3)},
+              str(path))
+    with pytest.raises(UserError) as info:
+        controlnet.read(path, torch.float32)
+    assert str(info.value) == ("param 'path': control_canny_diff.safetensors is not an SD 1.5 ControlNet (a "
+                               "difference ControlNet: its weights are offsets from a base model's "
+                               "(DiffControlNetLoader); use the full ControlNet file)")
