@@ -3,7 +3,8 @@ from latentloom.app.core.spec import Choice, Float, In, Int, Out
 from latentloom.app.core.types import IMAGE, LATENT
 from latentloom.nodes.base import node
 
-LATENT_METHODS = ["nearest-exact", "bilinear", "bicubic", "area"]
+LATENT_METHODS = ["nearest-exact", "bilinear", "bicubic", "area", "nearest", "bilinear-antialias",
+                  "bicubic-antialias"]
 
 
 def _size_params(multiple):
@@ -34,7 +35,8 @@ def _log_size(ctx, what, w0, h0, w, h):
       "second Sampler with denoise < 1 for a hires fix. A mask (inpainting) is resized along.",
       inputs=[In("latent", LATENT)],
       outputs=[Out("latent", LATENT)],
-      params=_size_params(8) + [Choice("method", LATENT_METHODS, help="Interpolation (torch)."), CROP],
+      params=_size_params(8) + [Choice("method", LATENT_METHODS, help="Interpolation (torch; the -antialias "
+                                       "ones are A1111's antialiased latent upscalers)."), CROP],
       check=_check(8))
 def latent_upscale(ctx, latent, width, height, scale, method, crop):
     from latentloom.app.sd import upscale

@@ -182,3 +182,116 @@ def test_difference_controlnets_are_refused_clearly(tmp_path):
     assert str(info.value) == ("param 'path': control_canny_diff.safetensors is not an SD 1.5 ControlNet (a "
                                "difference ControlNet: its weights are offsets from a base model's "
                                "(DiffControlNetLoader); use the full ControlNet file)")
+
+
+# -- A1111 hires fix ----------------------------------------------------------------------------
+HIRES = ("a lighthouse\nNegative prompt: blurry\n"
+         "Steps: 20, Sampler: DPM++ 2M, Schedule type: Karras, CFG scale: 7, Seed: 5, Size: 512x768, "
+         "Model: sd15, Denoising strength: 0.45, Hires upscale: 1.5, Hires steps: 10, "
+         "Hires upscaler: Latent (nearest-exact), Version: v1.9")
+
+
+def a1111(text):
+    from latentloom.app.formats.a1111 import to_document
+    doc = to_document(text)
+    assert check(doc, catalog)[1] == []
+    return doc["nodes"]
+
+
+def test_a1111_hires_with_a_latent_upscaler_builds_the_two_pass_graph():
+    n = a1111(HIRES)
+    assert n["latent"] == {"type": "EmptyLatent", "params": {"width": 512, "height": 768, "batch_size": 1}}
+    assert n["sampler"]["params"] == {"steps": 20, "cfg": 7.0, "denoise": 1.0}
+    assert n["upscale"] == {"type": "LatentUpscale", "params": {"width": 768, "height": 1152,
+                                                                "method": "nearest-exact", "crop": "disabled"},
+                            "inputs": {"latent": ["sampler", "latent"]}}
+    assert n["hires"] == {"type": "Sampler", "params": {"steps": 10, "cfg": 7.0, "denoise": 0.45}, "inputs": {
+        "model": ["ckpt", "model"], "positive": ["positive", "conditioning"],
+        "negative": ["negative", "conditioning"], "latent": ["upscale", "latent"], "noise": ["noise", "noise"],
+        "scheduler": ["scheduler", "scheduler"]}}
+    assert n["decode"]["inputs"]["latent"] == ["hires", "latent"]
+    assert sorted(n) == ["ckpt", "decode", "hires", "latent", "negative", "noise", "positive", "sampler", "save",
+                         "scheduler", "upscale"]
+
+
+@pytest.mark.parametrize("upscaler,method", [("Latent", "bilinear"), ("Latent (antialiased)", "bilinear-antialias"),
+                                             ("Latent (bicubic)", "bicubic"),
+                                             ("Latent (bicubic antialiased)", "bicubic-antialias"),
+                                             ("Latent (nearest)", "nearest")])
+def test_a1111_latent_upscalers_map_to_latent_upscale_modes(upscaler, method):
+    n = a1111(HIRES.replace("Latent (nearest-exact)", upscaler))
+    assert n["upscale"]["type"] == "LatentUpscale" and n["upscale"]["params"]["method"] == method
+
+
+def test_a1111_model_upscalers_fall_back_to_lanczos_and_say_so():
+    text = HIRES.replace("Latent (nearest-exact)", "R-ESRGAN 4x+").replace("Hires steps: 10, ", "")
+    text = text.replace("Hires upscale: 1.5", "Hires resize: 1024x1024")
+    n = a1111(text)
+    assert n["first_decode"] == {"type": "VAEDecode", "inputs": {"vae": ["ckpt", "vae"],
+                                                                 "latent": ["sampler", "latent"]}}
+    # Both sides given: cut to the new aspect (A1111 truncates the covering size), then scale.
+    assert n["upscale"] == {"type": "ImageScale", "params": {"width": 1024, "height": 1024, "method": "lanczos",
+                                                             "crop": "center"},
+                            "inputs": {"image": ["first_decode", "image"]},
+                            "ui": {"title": "Hires upscale: R-ESRGAN 4x+ is not available, lanczos instead"}}
+    assert n["hires_encode"] == {"type": "VAEEncode", "inputs": {"vae": ["ckpt", "vae"], "image": ["upscale", "image"]}}
+    assert n["hires"]["inputs"]["latent"] == ["hires_encode", "latent"]
+    assert n["hires"]["params"] == {"steps": 20, "cfg": 7.0, "denoise": 0.45}  # no Hires steps: the same steps
+    lanczos = a1111(HIRES.replace("Latent (nearest-exact)", "Lanczos"))["upscale"]
+    assert lanczos["type"] == "ImageScale" and lanczos["params"]["method"] == "lanczos" and "ui" not in lanczos
+
+
+@pytest.mark.parametrize("resize,size", [("1024x0", (1024, 1536)), ("0x1000", (664, 1000))])
+def test_a1111_hires_resize_with_one_side_keeps_the_aspect(resize, size):
+    n = a1111(HIRES.replace("Hires upscale: 1.5", f"Hires resize: {resize}"))
+    # A1111: 1000 * 512 // 768 = 666, floored to the latent grid.
+    assert (n["upscale"]["params"]["width"], n["upscale"]["params"]["height"]) == size
+    assert n["upscale"]["params"]["crop"] == "disabled"
+
+
+def test_a1111_hires_sampler_cfg_and_prompts():
+    text = HIRES.replace("Version", 'Hires sampler: Euler a, Hires CFG Scale: 4, Hires prompt: "a <lora:x:1> '
+                                    'red lighthouse", Version')
+    n = a1111(text)
+    assert n["hires_scheduler"] == {"type": "Scheduler", "inputs": {"model": ["ckpt", "model"]},
+                                    "params": {"name": "euler_ancestral", "sigmas": "karras", "sampling": "comfyui"}}
+    assert n["hires_positive"]["params"] == {"text": "a  red lighthouse", "clip_skip": 0, "weighting": "a1111"}
+    assert n["hires"]["params"]["cfg"] == 4.0
+    assert n["hires"]["inputs"]["positive"] == ["hires_positive", "conditioning"]
+    assert n["hires"]["inputs"]["negative"] == ["negative", "conditioning"]
+    assert n["hires"]["inputs"]["scheduler"] == ["hires_scheduler", "scheduler"]
+    # A hires schedule type alone keeps the first pass's sampler.
+    n = a1111(HIRES.replace("Version", "Hires schedule type: Exponential, Version"))
+    assert n["hires_scheduler"]["params"] == {"name": "dpmpp_2m", "sigmas": "exponential", "sampling": "comfyui"}
+
+
+def test_a1111_hires_png_runs_at_the_hires_size(tmp_path, tiny_dir):
+    from PIL import PngImagePlugin
+    info = PngImagePlugin.PngInfo()
+    info.add_text("parameters", "a fox\nSteps: 2, Sampler: Euler, CFG scale: 7, Seed: 5, Size: 64x48, "
+                                "Model: tiny, Denoising strength: 0.5, Hires upscale: 1.5, Hires upscaler: Latent")
+    png = tmp_path / "a1111.png"
+    Image.new("RGB", (8, 8)).save(png, pnginfo=info)
+    models = tmp_path / "models"
+    (models / "checkpoints").mkdir(parents=True)
+    (models / "checkpoints" / "tiny.safetensors").symlink_to(tiny_dir)
+    session = Session(catalog, models_dirs=[models], output_dir=tmp_path / "out", device="cpu")
+    result = session.run(session.prepare(session.open(png), ["ckpt.dtype=\"fp32\""]))
+    assert Image.open(result.outputs[0]).size == (96, 72)
+    assert result.values["upscale"]["latent"].samples.shape[-2:] == (9, 12)
+
+
+def test_export_of_methods_comfyui_lacks_is_refused():
+    from latentloom.app.core.workflow import WorkflowError
+    from latentloom.app.formats.comfy_export import to_prompt
+    wf = graph({"latent": {"type": "EmptyLatent"},
+                "up": {"type": "LatentUpscale", "params": {"method": "bilinear-antialias"},
+                       "inputs": {"latent": ["latent", "latent"]}}})
+    with pytest.raises(WorkflowError) as info:
+        to_prompt(wf)
+    assert [str(p) for p in info.value.problems] == [
+        "node 'up' param 'method': ComfyUI's LatentUpscale has no 'bilinear-antialias'"]
+    wf = graph({"latent": {"type": "EmptyLatent"},
+                "up": {"type": "LatentUpscale", "params": {"scale": 2.0}, "inputs": {"latent": ["latent", "latent"]}}})
+    assert to_prompt(wf)[0]["up"] == {"class_type": "LatentUpscaleBy", "inputs": {
+        "upscale_method": "nearest-exact", "scale_by": 2.0, "samples": ["latent", 0]}}

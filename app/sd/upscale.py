@@ -1,7 +1,8 @@
 """Upscaling latents and images (the hires fix's first half)."""
 import torch
 
-TORCH_METHODS = ("nearest-exact", "bilinear", "bicubic", "area")
+TORCH_METHODS = ("nearest-exact", "bilinear", "bicubic", "area", "nearest", "bilinear-antialias",
+                 "bicubic-antialias")
 
 
 def target_size(width, height, scale, src_w, src_h, multiple):
@@ -22,7 +23,9 @@ def interpolate(x, width, height, method):
     """[B, C, H, W] to (height, width) with torch's interpolation (no corner alignment)."""
     if tuple(x.shape[-2:]) == (height, width):
         return x
-    kw = {} if method in ("nearest-exact", "area") else {"align_corners": False}
+    kw = {} if method in ("nearest-exact", "area", "nearest") else {"align_corners": False}
+    if method.endswith("-antialias"):  # A1111's antialiased latent upscalers
+        method, kw["antialias"] = method[:-len("-antialias")], True
     return torch.nn.functional.interpolate(x, size=(height, width), mode=method, **kw)
 
 
