@@ -295,3 +295,82 @@ def test_export_of_methods_comfyui_lacks_is_refused():
                 "up": {"type": "LatentUpscale", "params": {"scale": 2.0}, "inputs": {"latent": ["latent", "latent"]}}})
     assert to_prompt(wf)[0]["up"] == {"class_type": "LatentUpscaleBy", "inputs": {
         "upscale_method": "nearest-exact", "scale_by": 2.0, "samples": ["latent", 0]}}
+
+
+# -- embedding:NAME in ComfyUI prompts ------------------------------------------------------------
+@pytest.fixture(scope="module")
+def emb_models(tmp_path_factory):
+    """models/embeddings/tinyemb.safetensors (one vector), styles/zxmulti.pt (three, A1111 layout)
+    and sdxl.safetensors ({clip_l, clip_g}, as SDXL embeddings are saved)."""
+    from safetensors.torch import save_file
+    root = tmp_path_factory.mktemp("models")
+    (root / "embeddings" / "styles").mkdir(parents=True)
+    gen = torch.Generator().manual_seed(4)
+    save_file({"<tinyemb>": torch.randn(32, generator=gen)}, str(root / "embeddings" / "tinyemb.safetensors"))
+    torch.save({"string_to_param": {"*": torch.randn(3, 32, generator=gen)}, "name": "zxmulti"},
+               root / "embeddings" / "styles" / "zxmulti.pt")
+    save_file({"clip_l": torch.randn(2, 32, generator=gen), "clip_g": torch.randn(2, 64, generator=gen)},
+              str(root / "embeddings" / "sdxl.safetensors"))
+    return root
+
+
+def test_weighted_embeddings_in_comfyui_prompts_match_hand_built_embeds(runtime, tmp_path, tiny_dir, emb_models):
+    """`(embedding:tinyemb:1.2)` and `embedding:styles/zxmulti.pt` read as ComfyUI does: the vectors of
+    the files in models/embeddings/, the first weighted z_empty + (z - z_empty) * 1.2."""
+    import diffusers
+    from latentloom.app.engine.executor import Engine
+    from tests.conftest import WORKFLOWS, load_workflow
+    engine = Engine(catalog, output_dir=tmp_path / "out", models_dirs=[emb_models], env=runtime, previews=False,
+                    base_dirs=[WORKFLOWS])
+    prompt = "a photo of (embedding:tinyemb:1.2), with embedding:styles/zxmulti.pt in the style"
+    wf = load_workflow("txt2img.json", **{
+        "ckpt.path": str(tiny_dir), "ckpt.dtype": "fp32", "positive.text": prompt, "positive.weighting": "comfyui",
+        "negative.text": "blurry", "noise.seed": 9, "sampler.steps": 3, "latent.width": 64, "latent.height": 64})
+    got = np.array(Image.open(engine.run(wf).outputs[0]))
+
+    pipe = diffusers.StableDiffusionPipeline.from_pretrained(tiny_dir, safety_checker=None,
+                                                             requires_safety_checker=False)
+    pipe.set_progress_bar_config(disable=True)
+    pipe.scheduler = diffusers.EulerDiscreteScheduler.from_config(pipe.scheduler.config)
+    pipe.load_textual_inversion(str(emb_models / "embeddings" / "tinyemb.safetensors"), token="tinyemb")
+    pipe.load_textual_inversion(str(emb_models / "embeddings" / "styles" / "zxmulti.pt"), token="zxmulti")
+    tok = pipe.tokenizer
+
+    def encode(text):
+        ids = tok(pipe.maybe_convert_prompt(text, tok), padding="max_length", max_length=77).input_ids
+        with torch.no_grad():
+            return ids, pipe.text_encoder(torch.tensor([ids]))[0]
+
+    ids, z = encode("a photo of tinyemb , with zxmulti in the style")
+    _, z_empty = encode("")
+    at = ids.index(tok.convert_tokens_to_ids("tinyemb"))
+    assert ids[at + 3:at + 6] == tok.convert_tokens_to_ids(["zxmulti", "zxmulti_1", "zxmulti_2"])
+    z[0, at] = (z[0, at] - z_empty[0, at]) * 1.2 + z_empty[0, at]
+    _, negative = encode("blurry")
+    expected = pipe(prompt_embeds=z, negative_prompt_embeds=negative, height=64, width=64, num_inference_steps=3,
+                    generator=torch.Generator().manual_seed(9)).images[0]
+    assert np.array_equal(got, np.array(expected))
+
+
+def test_embedding_names_with_subfolders_and_sdxl_files(emb_models):
+    from latentloom.app.sd import embeddings
+    # A name never climbs out of the embeddings folder: "../up" is no name (the text stays text).
+    assert embeddings.names("(embedding:styles/zxmulti.pt:1.1), embedding:tinyemb, embedding:../up") == [
+        "styles/zxmulti.pt", "tinyemb"]
+    vectors = embeddings.read(emb_models / "embeddings" / "sdxl.safetensors", "sdxl")
+    assert vectors.shape == (2, 32)
+
+
+def test_imported_comfyui_prompt_finds_embeddings_in_the_models_folder(tmp_path, emb_models):
+    p = api_prompt()
+    p["6"]["inputs"]["text"] = "a (embedding:styles/zxmulti:1.1) fox, embedding:tinyemb"
+    p["7"]["inputs"]["text"] = "embedding:missing"
+    path = tmp_path / "api.json"
+    path.write_text(json.dumps(p))
+    from latentloom.app.core.workflow import WorkflowError
+    with pytest.raises(WorkflowError) as info:
+        Session(catalog, models_dirs=[emb_models], output_dir=tmp_path / "out").prepare(open_document(path))
+    folder = (emb_models / "embeddings").resolve()
+    problems = [str(x) for x in info.value.problems if "embedding" in str(x)]
+    assert problems == [f"node '7' param 'text': embedding 'missing' not found: put missing.safetensors or "
+                        f"missing.pt or missing.bin into {folder}"]
