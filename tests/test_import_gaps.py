@@ -374,3 +374,44 @@ def test_imported_comfyui_prompt_finds_embeddings_in_the_models_folder(tmp_path,
     problems = [str(x) for x in info.value.problems if "embedding" in str(x)]
     assert problems == [f"node '7' param 'text': embedding 'missing' not found: put missing.safetensors or "
                         f"missing.pt or missing.bin into {folder}"]
+
+
+# -- InpaintModelConditioning noise_mask false ----------------------------------------------------
+def inpaint_prompt(noise_mask):
+    p = api_prompt()
+    p["20"] = {"class_type": "LoadImage", "inputs": {"image": "fox.png"}}
+    p["24"] = {"class_type": "InpaintModelConditioning", "inputs": {
+        "positive": ["6", 0], "negative": ["7", 0], "vae": ["4", 2], "pixels": ["20", 0], "mask": ["20", 1],
+        "noise_mask": noise_mask}}
+    p["3"]["inputs"].update(positive=["24", 0], negative=["24", 1], latent_image=["24", 2], denoise=0.6)
+    return p
+
+
+def test_inpaint_model_conditioning_without_noise_mask_is_a_plain_encode(tmp_path, tiny_dir):
+    """ComfyUI keeps no noise mask, and a 4-channel model ignores the inpainting concat: the latent
+    is the cropped VAE encode of the pixels, so it renders as ComfyUI's VAEEncode in its place."""
+    n = mapped(inpaint_prompt(False), tmp_path)
+    assert n["24"] == {"type": "VAEEncode", "params": {"sizing": "crop"},
+                       "inputs": {"vae": ["4", "vae"], "image": ["20", "image"]}}
+    assert n["3"]["inputs"]["positive"] == ["6", "conditioning"] and n["3"]["inputs"]["latent"] == ["24", "latent"]
+    assert mapped(inpaint_prompt(True), tmp_path)["24"]["type"] == "InpaintEncode"
+
+    root = tmp_path / "ComfyUI"
+    (root / "models" / "checkpoints").mkdir(parents=True)
+    (root / "models" / "checkpoints" / "tiny").symlink_to(tiny_dir)
+    (root / "input").mkdir()
+    rgba = np.concatenate([np.asarray(Image.open(noise_png(tmp_path / "rgb.png", 68, 64))),
+                           np.full((64, 68, 1), 255, np.uint8)], axis=2)
+    rgba[20:40, 20:40, 3] = 0
+    Image.fromarray(rgba).save(root / "input" / "fox.png")
+    plain = api_prompt()
+    plain["20"] = {"class_type": "LoadImage", "inputs": {"image": "fox.png"}}
+    plain["24"] = {"class_type": "VAEEncode", "inputs": {"pixels": ["20", 0], "vae": ["4", 2]}}
+    plain["3"]["inputs"].update(latent_image=["24", 0], denoise=0.6)
+    session = Session(catalog, models_dirs=[root / "models"], output_dir=tmp_path / "out", device="cpu")
+    images = []
+    for i, prompt in enumerate((inpaint_prompt(False), plain)):
+        path = tmp_path / f"p{i}.json"
+        path.write_text(json.dumps(prompt))
+        images.append(np.array(Image.open(session.run(session.prepare(session.open(path))).outputs[0])))
+    assert images[0].shape == (64, 64, 3) and np.array_equal(images[0], images[1])

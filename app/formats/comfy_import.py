@@ -143,10 +143,18 @@ def _noise_mask(b, cid):
 
 
 def _inpaint_conditioning(b, cid):
-    b.add(cid, "InpaintEncode", {}, {"vae": b.ref(cid, "vae"), "image": b.ref(cid, "pixels"),
-                                     "mask": b.ref(cid, "mask")}, cid)
-    if b.value(cid, "noise_mask", True) is not True:
-        b.problems.append(Problem(cid, "input 'noise_mask'", "only noise_mask true is supported"))
+    """noise_mask false: ComfyUI keeps no mask on the latent, and an ordinary 4-channel model
+    ignores the inpainting concat, so the latent is a plain VAE encode (cropped to multiples of 8);
+    a 9-channel model then asks for InpaintEncode's latent."""
+    vae, pixels = b.ref(cid, "vae"), b.ref(cid, "pixels")
+    noise_mask = b.value(cid, "noise_mask", True)
+    if noise_mask is False:
+        b.ref(cid, "mask")
+        b.add(cid, "VAEEncode", {"sizing": "crop"}, {"vae": vae, "image": pixels}, cid)
+    else:
+        if noise_mask is not True:
+            b.problems.append(Problem(cid, "input 'noise_mask'", f"expected true or false, got {noise_mask!r}"))
+        b.add(cid, "InpaintEncode", {}, {"vae": vae, "image": pixels, "mask": b.ref(cid, "mask")}, cid)
     return [b.ref(cid, "positive"), b.ref(cid, "negative"), Ref(cid, "latent")]
 
 
