@@ -415,3 +415,31 @@ def test_inpaint_model_conditioning_without_noise_mask_is_a_plain_encode(tmp_pat
         path.write_text(json.dumps(prompt))
         images.append(np.array(Image.open(session.run(session.prepare(session.open(path))).outputs[0])))
     assert images[0].shape == (64, 64, 3) and np.array_equal(images[0], images[1])
+
+
+def test_ui_files_give_the_new_nodes_their_widget_values():
+    from latentloom.app.formats import read_ui
+    out = lambda name, *links: [{"name": name, "type": name, "links": list(links)}]  # noqa: E731
+    nodes = [
+        {"id": 4, "type": "CheckpointLoaderSimple", "widgets_values": ["tiny"], "inputs": [],
+         "outputs": out("MODEL", 1) + out("CLIP", 2) + out("VAE")},
+        {"id": 6, "type": "CLIPTextEncode", "widgets_values": ["a fox"],
+         "inputs": [{"name": "clip", "type": "CLIP", "link": 2}], "outputs": out("CONDITIONING", 3)},
+        {"id": 40, "type": "DiffControlNetLoader", "widgets_values": ["canny.safetensors"],
+         "inputs": [{"name": "model", "type": "MODEL", "link": 1}], "outputs": out("CONTROL_NET", 4)},
+        {"id": 41, "type": "LoadImage", "widgets_values": ["edges.png", "image"], "inputs": [],
+         "outputs": out("IMAGE", 5, 6) + out("MASK")},
+        {"id": 42, "type": "ControlNetApply", "title": "Edges", "widgets_values": [0.65],
+         "inputs": [{"name": "conditioning", "type": "CONDITIONING", "link": 3},
+                    {"name": "control_net", "type": "CONTROL_NET", "link": 4},
+                    {"name": "image", "type": "IMAGE", "link": 5}], "outputs": out("CONDITIONING")},
+        {"id": 43, "type": "ImageScale", "widgets_values": ["bicubic", 40, 24, "center"],
+         "inputs": [{"name": "image", "type": "IMAGE", "link": 6}], "outputs": out("IMAGE")},
+    ]
+    links = [[1, 4, 0, 40, 0, "MODEL"], [2, 4, 1, 6, 0, "CLIP"], [3, 6, 0, 42, 0, "CONDITIONING"],
+             [4, 40, 0, 42, 1, "CONTROL_NET"], [5, 41, 0, 42, 2, "IMAGE"], [6, 41, 0, 43, 0, "IMAGE"]]
+    n = read_ui({"last_node_id": 43, "nodes": nodes, "links": links, "version": 0.4})["nodes"]
+    assert n["40"]["params"] == {"path": "canny.safetensors"}
+    assert n["42"]["params"] == {"strength": 0.65} and n["42"]["ui"]["title"] == "Edges"
+    assert n["42"]["inputs"]["controlnet"] == ["40", "controlnet"]
+    assert n["43"]["params"] == {"method": "bicubic", "width": 40, "height": 24, "crop": "center"}
