@@ -443,3 +443,18 @@ def test_ui_files_give_the_new_nodes_their_widget_values():
     assert n["42"]["params"] == {"strength": 0.65} and n["42"]["ui"]["title"] == "Edges"
     assert n["42"]["inputs"]["controlnet"] == ["40", "controlnet"]
     assert n["43"]["params"] == {"method": "bicubic", "width": 40, "height": 24, "crop": "center"}
+
+
+@pytest.mark.parametrize("value", ["inf", "nan", "-1", "x"])
+def test_a1111_unusable_hires_scales_are_named(value):
+    from latentloom.app.core.workflow import WorkflowError
+    from latentloom.app.formats.a1111 import to_document
+    with pytest.raises(WorkflowError) as info:
+        to_document(HIRES.replace("Hires upscale: 1.5", f"Hires upscale: {value}"))
+    expected = ("A1111 field 'Hires upscale': 'x' is not a number" if value == "x" else
+                f"A1111 field 'Hires upscale': {value!r} is not a scale between 0 and 16")
+    assert [str(p) for p in info.value.problems] == [expected]
+
+    with pytest.raises(WorkflowError) as info:
+        to_document(HIRES.replace("Size: 512x768", "Size: 0x768").replace("Hires upscale: 1.5", "Hires resize: 0x64"))
+    assert [str(p) for p in info.value.problems] == ["A1111 field 'Size': 0x768 has no area"]

@@ -160,8 +160,15 @@ def _hires(fields, width, height, steps, cfg, denoise, problems):
         problems.append(Problem(None, None, f"A1111 field 'Hires resize': {resize!r} is not WIDTHxHEIGHT"))
         return None
     rx, ry = int(m.group(1)), int(m.group(2))
+    if not width or not height:
+        problems.append(Problem(None, None, f"A1111 field 'Size': {width}x{height} has no area"))
+        return None
     if rx == 0 and ry == 0:
         scale = _number(fields, "Hires upscale", float, 2.0, problems)
+        if not 0 < scale <= 16:  # also NaN and infinities
+            problems.append(Problem(None, None, f"A1111 field 'Hires upscale': {fields['Hires upscale']!r} "
+                                                "is not a scale between 0 and 16"))
+            return None
         to_w, to_h = int(width * scale), int(height * scale)
     elif ry == 0:
         to_w, to_h = rx, rx * height // width
