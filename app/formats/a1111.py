@@ -60,7 +60,7 @@ def _sampler(fields, problems):
     name, default = SAMPLERS[key]
     schedule = fields.get("Schedule type", "").lower()
     if schedule and schedule not in SCHEDULES:
-        problems.append(Problem(None, None, f"A1111 schedule type {schedule!r} is not supported"))
+        problems.append(Problem(None, None, f"A1111 schedule type {fields['Schedule type']!r} is not supported"))
     return name, SCHEDULES.get(schedule) or implied or default or "normal"
 
 
