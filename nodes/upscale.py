@@ -3,7 +3,8 @@ from latentloom.app.core.spec import Choice, Float, In, Int, Out
 from latentloom.app.core.types import IMAGE, LATENT
 from latentloom.nodes.base import node
 
-LATENT_METHODS = ["nearest-exact", "bilinear", "bicubic", "area"]
+LATENT_METHODS = ["nearest-exact", "bilinear", "bicubic", "area", "nearest", "bilinear-antialias",
+                  "bicubic-antialias"]
 
 
 def _size_params(multiple):
@@ -21,6 +22,10 @@ def _check(multiple):
     return check
 
 
+CROP = Choice("crop", ["disabled", "center"], help="center: first cut the source to the new aspect ratio, "
+              "centred (ComfyUI's crop), so nothing is stretched; disabled: stretch to the new size.")
+
+
 def _log_size(ctx, what, w0, h0, w, h):
     ctx.log(f"{what} {w0}x{h0} -> {w}x{h}")
 
@@ -30,14 +35,15 @@ def _log_size(ctx, what, w0, h0, w, h):
       "second Sampler with denoise < 1 for a hires fix. A mask (inpainting) is resized along.",
       inputs=[In("latent", LATENT)],
       outputs=[Out("latent", LATENT)],
-      params=_size_params(8) + [Choice("method", LATENT_METHODS, help="Interpolation (torch).")],
+      params=_size_params(8) + [Choice("method", LATENT_METHODS, help="Interpolation (torch; the -antialias "
+                                       "ones are A1111's antialiased latent upscalers)."), CROP],
       check=_check(8))
-def latent_upscale(ctx, latent, width, height, scale, method):
+def latent_upscale(ctx, latent, width, height, scale, method, crop):
     from latentloom.app.sd import upscale
     h0, w0 = (s * 8 for s in latent.samples.shape[-2:])
     w, h = upscale.target_size(width, height, scale, w0, h0, 8)
     _log_size(ctx, "latent", w0, h0, w, h)
-    return upscale.latent(latent, w, h, method)
+    return upscale.latent(latent, w, h, method, crop)
 
 
 @node("ImageScale", "image",
@@ -45,10 +51,10 @@ def latent_upscale(ctx, latent, width, height, scale, method):
       inputs=[In("image", IMAGE)],
       outputs=[Out("image", IMAGE)],
       params=_size_params(1) + [Choice("method", LATENT_METHODS + ["lanczos"], help="Interpolation: torch's, "
-                                       "or PIL's lanczos (sharpest).")])
-def image_scale(ctx, image, width, height, scale, method):
+                                       "or PIL's lanczos (sharpest)."), CROP])
+def image_scale(ctx, image, width, height, scale, method, crop):
     from latentloom.app.sd import upscale
     h0, w0 = image.shape[-2:]
     w, h = upscale.target_size(width, height, scale, w0, h0, 1)
     _log_size(ctx, "image", w0, h0, w, h)
-    return upscale.image(image, w, h, method)
+    return upscale.image(image, w, h, method, crop)

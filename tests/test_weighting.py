@@ -37,7 +37,9 @@ def test_a1111_parser_multiplies_and_breaks():
     assert weighting.parse_a1111("a b) c") == ([("a b) c", 1.0)], True)
 
 
-def test_comfyui_chunks_move_short_words_and_split_long_ones(tiny_pipe):
+def test_comfyui_chunks_move_short_segments_and_split_long_ones(tiny_pipe):
+    """As ComfyUI's tokenize_with_weights: a weighted segment (not a word) is one group; a group of
+    fewer than 8 tokens that does not fit moves whole to the next chunk, a longer one is split."""
     tok = tiny_pipe.tokenizer
     words = ["cat"] * 74 + ["dog"]  # 75 one-token words fill the first chunk exactly
     chunks = weighting.comfyui_chunks(tok, [(" ".join(words) + " tabby", 1.0)])
@@ -45,11 +47,29 @@ def test_comfyui_chunks_move_short_words_and_split_long_ones(tiny_pipe):
     cat, dog, tabby = (tok(x, add_special_tokens=False).input_ids for x in ("cat", "dog", "tabby"))
     assert chunks[0][0][1:77] == cat * 74 + dog + [tok.eos_token_id]
     assert chunks[1][0][1:1 + len(tabby)] == tabby
-    # A short word that does not fit moves whole to the next chunk; the first is padded.
-    chunks = weighting.comfyui_chunks(tok, [(" ".join(["cat"] * 74 + ["bumblebees"]), 1.0)])
     word = tok("bumblebees", add_special_tokens=False).input_ids
-    assert len(word) > 1
-    assert chunks[0][0][75] == tok.eos_token_id and chunks[1][0][1:1 + len(word)] == word
+    assert 1 < len(word) < 8
+    # One long segment is split at the chunk's end, even inside a word.
+    chunks = weighting.comfyui_chunks(tok, [(" ".join(["cat"] * 74 + ["bumblebees"]), 1.0)])
+    assert chunks[0][0][75] == word[0] and chunks[0][0][76] == tok.eos_token_id
+    assert chunks[1][0][1:len(word)] == word[1:]
+    # A short weighted segment that does not fit moves whole; the first chunk is padded.
+    pairs, _ = weighting.parse_comfyui(" ".join(["cat"] * 74) + " (bumblebees:1.2)")
+    chunks = weighting.comfyui_chunks(tok, pairs)
+    assert chunks[0][0][75] == tok.eos_token_id and chunks[0][0][1:75] == cat * 74
+    assert chunks[1][0][1:1 + len(word)] == word and chunks[1][1][1:1 + len(word)] == [1.2] * len(word)
+
+
+def test_comfyui_embeddings_are_groups_of_their_own(tiny_pipe):
+    """`embedding:name` after a space is a group of its vectors; the text after it is another."""
+    from latentloom.app.sd.embeddings import Vectors
+    tok = tiny_pipe.tokenizer
+    vectors = Vectors({"emb": torch.zeros(3, 32)})
+    groups = weighting.comfyui_groups(tok, [("a cat embedding:emb, in snow", 1.0)], vectors)
+    vocab = len(tok)
+    assert [[t for t, _ in g] for g in groups] == [tok("a cat", add_special_tokens=False).input_ids,
+                                                   [vocab, vocab + 1, vocab + 2],
+                                                   tok(", in snow", add_special_tokens=False).input_ids]
 
 
 def test_a1111_chunks_end_after_a_nearby_comma(tiny_pipe):

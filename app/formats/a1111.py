@@ -98,8 +98,6 @@ def to_document(text):
         else:
             width, height = int(m.group(1)), int(m.group(2))
     name, schedule = _sampler(fields, problems)
-    if problems:
-        raise WorkflowError(problems)
     model = fields.get("Model", "v1-5-pruned-emaonly")
     nodes = {"ckpt": {"type": "LoadCheckpoint", "params": {"path": _file(model)}}}
     model_ref, clip_ref = ["ckpt", "model"], ["ckpt", "clip"]
@@ -111,7 +109,12 @@ def to_document(text):
     for nid, body in (("positive", prompt), ("negative", negative)):
         nodes[nid] = {"type": "TextEncode", "inputs": {"clip": clip_ref},
                       "params": {"text": body, "clip_skip": max(skip - 1, 0), "weighting": "a1111"}}
-    img2img = denoise is not None and "Hires upscale" not in fields
+    hires = None
+    if "Hires upscale" in fields or "Hires resize" in fields:
+        hires = _hires(fields, width, height, steps, cfg, denoise, problems)
+    if problems:
+        raise WorkflowError(problems)
+    img2img = denoise is not None and hires is None
     if img2img:
         nodes["image"] = {"type": "LoadImage", "params": {"path": ""}}
         nodes["latent"] = {"type": "VAEEncode", "params": {"sizing": "crop"},
@@ -126,7 +129,10 @@ def to_document(text):
                         "inputs": {"model": model_ref, "positive": ["positive", "conditioning"],
                                    "negative": ["negative", "conditioning"], "latent": ["latent", "latent"],
                                    "noise": ["noise", "noise"], "scheduler": ["scheduler", "scheduler"]}}
-    nodes["decode"] = {"type": "VAEDecode", "inputs": {"vae": ["ckpt", "vae"], "latent": ["sampler", "latent"]}}
+    last = "sampler"
+    if hires:
+        last = _hires_pass(nodes, hires, model_ref)
+    nodes["decode"] = {"type": "VAEDecode", "inputs": {"vae": ["ckpt", "vae"], "latent": [last, "latent"]}}
     nodes["save"] = {"type": "SaveImage", "params": {"filename_prefix": "a1111"},
                      "inputs": {"image": ["decode", "image"]}}
     return {"format": FORMAT, "version": VERSION, "nodes": nodes, "ui": {"imported_from": "a1111"}}
@@ -134,3 +140,85 @@ def to_document(text):
 
 def _file(name):
     return name if name.lower().endswith((".safetensors", ".ckpt")) else name + ".safetensors"
+
+
+# -- the hires fix --------------------------------------------------------------------------
+LATENT_UPSCALERS = {"latent": "bilinear", "latent (antialiased)": "bilinear-antialias",
+                    "latent (bicubic)": "bicubic", "latent (bicubic antialiased)": "bicubic-antialias",
+                    "latent (nearest)": "nearest", "latent (nearest-exact)": "nearest-exact"}
+IMAGE_UPSCALERS = {"none": "lanczos", "lanczos": "lanczos", "nearest": "nearest-exact"}
+
+
+def _hires(fields, width, height, steps, cfg, denoise, problems):
+    """The second pass's settings: A1111's init_hr sizes, floored to the latent grid ("Hires resize:
+    WxH" with both sides crops to that aspect, as A1111 truncates), upscaler, steps, cfg, sampler,
+    prompts; what is not given is the first pass's."""
+    crop = "disabled"
+    resize = fields.get("Hires resize", "0x0")
+    m = re.fullmatch(r"(\d+)x(\d+)", resize)
+    if m is None:
+        problems.append(Problem(None, None, f"A1111 field 'Hires resize': {resize!r} is not WIDTHxHEIGHT"))
+        return None
+    rx, ry = int(m.group(1)), int(m.group(2))
+    if not width or not height:
+        problems.append(Problem(None, None, f"A1111 field 'Size': {width}x{height} has no area"))
+        return None
+    if rx == 0 and ry == 0:
+        scale = _number(fields, "Hires upscale", float, 2.0, problems)
+        if not 0 < scale <= 16:  # also NaN and infinities
+            problems.append(Problem(None, None, f"A1111 field 'Hires upscale': {fields['Hires upscale']!r} "
+                                                "is not a scale between 0 and 16"))
+            return None
+        to_w, to_h = int(width * scale), int(height * scale)
+    elif ry == 0:
+        to_w, to_h = rx, rx * height // width
+    elif rx == 0:
+        to_w, to_h = ry * width // height, ry
+    else:
+        to_w, to_h, crop = rx, ry, "center"
+    upscaler = fields.get("Hires upscaler", "Latent")
+    method = LATENT_UPSCALERS.get(upscaler.lower()) or IMAGE_UPSCALERS.get(upscaler.lower(), "lanczos")
+    own = {ours: fields[key] for ours, key in (("Sampler", "Hires sampler"), ("Schedule type", "Hires schedule type"))
+           if key in fields}
+    return {"width": max(8, to_w // 8 * 8), "height": max(8, to_h // 8 * 8), "crop": crop, "method": method,
+            "latent": upscaler.lower() in LATENT_UPSCALERS, "upscaler": upscaler,
+            "denoise": 0.7 if denoise is None else denoise,
+            "steps": _number(fields, "Hires steps", int, 0, problems) or steps,
+            "cfg": _number(fields, "Hires CFG Scale", float, cfg, problems),
+            "sched": _sampler({**fields, **own}, problems) if own else None,
+            "texts": {"positive": fields.get("Hires prompt"), "negative": fields.get("Hires negative prompt")}}
+
+
+def _hires_pass(nodes, hp, model_ref):
+    """First pass -> upscale (latent, or decode + image upscale + encode) -> a second Sampler at the
+    denoising strength. Upscalers we lack (ESRGAN and other models) become PIL lanczos, and the
+    upscale node's title says so. Returns the id of the last Sampler."""
+    size = {"width": hp["width"], "height": hp["height"], "method": hp["method"], "crop": hp["crop"]}
+    if hp["latent"]:
+        nodes["upscale"] = {"type": "LatentUpscale", "params": size, "inputs": {"latent": ["sampler", "latent"]}}
+        source = ["upscale", "latent"]
+    else:
+        nodes["first_decode"] = {"type": "VAEDecode", "inputs": {"vae": ["ckpt", "vae"],
+                                                                 "latent": ["sampler", "latent"]}}
+        nodes["upscale"] = {"type": "ImageScale", "params": size, "inputs": {"image": ["first_decode", "image"]}}
+        if hp["upscaler"].lower() not in IMAGE_UPSCALERS:
+            nodes["upscale"]["ui"] = {"title": f"Hires upscale: {hp['upscaler']} is not available, lanczos instead"}
+        nodes["hires_encode"] = {"type": "VAEEncode", "inputs": {"vae": ["ckpt", "vae"], "image": ["upscale", "image"]}}
+        source = ["hires_encode", "latent"]
+    conds = {}
+    for which, text in hp["texts"].items():
+        conds[which] = [which, "conditioning"]
+        if text:
+            nid = f"hires_{which}"
+            nodes[nid] = {**nodes[which], "params": {**nodes[which]["params"], "text": LORA.sub("", text)}}
+            conds[which] = [nid, "conditioning"]
+    scheduler = ["scheduler", "scheduler"]
+    if hp["sched"] is not None:
+        name, sigmas = hp["sched"]
+        nodes["hires_scheduler"] = {"type": "Scheduler", "inputs": {"model": model_ref},
+                                    "params": {"name": name, "sigmas": sigmas, "sampling": "comfyui"}}
+        scheduler = ["hires_scheduler", "scheduler"]
+    nodes["hires"] = {"type": "Sampler", "params": {"steps": hp["steps"], "cfg": hp["cfg"], "denoise": hp["denoise"]},
+                      "inputs": {"model": model_ref, "positive": conds["positive"], "negative": conds["negative"],
+                                 "latent": source, "noise": ["noise", "noise"], "scheduler": scheduler}}
+    return "hires"

@@ -79,10 +79,18 @@ def _sampler(e, nid, p):
         "return_with_leftover_noise": "enable" if advanced["return_with_leftover_noise"] else "disable"}, links)
 
 
+COMFY_METHODS = {"LatentUpscale": ("nearest-exact", "bilinear", "area", "bicubic", "bislerp"),
+                 "ImageScale": ("nearest-exact", "bilinear", "area", "bicubic", "lanczos")}
+
+
 def _scale(kind):
     def export(e, nid, p):
         src = ("samples", "latent") if kind == "LatentUpscale" else ("image", "image")
-        if p.get("scale") is not None and "width" not in p:
+        if p["method"] not in COMFY_METHODS[kind]:
+            e.problems.append(Problem(nid, "param 'method'", f"ComfyUI's {kind} has no {p['method']!r}"))
+        if not p.get("width") and not p.get("height"):
+            if p.get("crop", "disabled") != "disabled":
+                e.notes.append(f"node {nid!r}: ComfyUI's {kind}By has no crop")
             e.add(nid, kind + "By", {"upscale_method": p["method"], "scale_by": p["scale"]}, [src])
         else:
             e.add(nid, kind, {"upscale_method": p["method"], "width": p["width"], "height": p["height"],

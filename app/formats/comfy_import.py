@@ -143,10 +143,18 @@ def _noise_mask(b, cid):
 
 
 def _inpaint_conditioning(b, cid):
-    b.add(cid, "InpaintEncode", {}, {"vae": b.ref(cid, "vae"), "image": b.ref(cid, "pixels"),
-                                     "mask": b.ref(cid, "mask")}, cid)
-    if b.value(cid, "noise_mask", True) is not True:
-        b.problems.append(Problem(cid, "input 'noise_mask'", "only noise_mask true is supported"))
+    """noise_mask false: ComfyUI keeps no mask on the latent, and an ordinary 4-channel model
+    ignores the inpainting concat, so the latent is a plain VAE encode (cropped to multiples of 8);
+    a 9-channel model then asks for InpaintEncode's latent."""
+    vae, pixels = b.ref(cid, "vae"), b.ref(cid, "pixels")
+    noise_mask = b.value(cid, "noise_mask", True)
+    if noise_mask is False:
+        b.ref(cid, "mask")
+        b.add(cid, "VAEEncode", {"sizing": "crop"}, {"vae": vae, "image": pixels}, cid)
+    else:
+        if noise_mask is not True:
+            b.problems.append(Problem(cid, "input 'noise_mask'", f"expected true or false, got {noise_mask!r}"))
+        b.add(cid, "InpaintEncode", {}, {"vae": vae, "image": pixels, "mask": b.ref(cid, "mask")}, cid)
     return [b.ref(cid, "positive"), b.ref(cid, "negative"), Ref(cid, "latent")]
 
 
@@ -176,7 +184,12 @@ def _scale(type, by=False):
         if by:
             params["scale"] = b.value(cid, "scale_by", 1.0)
         else:
-            params.update(width=b.value(cid, "width", 512), height=b.value(cid, "height", 512))
+            width, height = b.value(cid, "width", 512), b.value(cid, "height", 512)
+            if width == 0 and height == 0:  # ComfyUI: no resize (ours would take the scale)
+                params["scale"] = 1.0
+            elif type == "LatentUpscale" and width and height:  # ComfyUI: at least 64, then // 8
+                width, height = (max(64, v) // 8 * 8 if isinstance(v, int) else v for v in (width, height))
+            params.update(width=width, height=height)
             crop = b.value(cid, "crop", "disabled")
             if crop != "disabled":
                 params["crop"] = crop
@@ -184,6 +197,15 @@ def _scale(type, by=False):
         b.add(cid, type, params, {ours: b.ref(cid, theirs)}, cid)
         return [Ref(cid, ours)]
     return build
+
+
+def _controlnet_apply(b, cid):
+    """The old single-conditioning node: ComfyUI lets its control act on the unconditional pass too
+    (control_apply_to_uncond), which is what ApplyControlNet does; its negative output goes unused."""
+    cond = b.ref(cid, "conditioning")
+    b.add(cid, "ApplyControlNet", {"strength": b.value(cid, "strength", 1.0)}, {
+        "positive": cond, "negative": cond, "controlnet": b.ref(cid, "control_net"), "image": b.ref(cid, "image")}, cid)
+    return [Ref(cid, "positive")]
 
 
 def _save(b, cid, preview=False):
@@ -215,6 +237,8 @@ MAPPERS = {
     "LatentUpscale": _scale("LatentUpscale"),
     "LatentUpscaleBy": _scale("LatentUpscale", by=True),
     "ControlNetLoader": _one("LoadControlNet", {"path": "control_net_name"}, {}, ["controlnet"]),
+    "DiffControlNetLoader": _one("LoadControlNet", {"path": "control_net_name"}, {}, ["controlnet"]),
+    "ControlNetApply": _controlnet_apply,
     "ControlNetApplyAdvanced": _one("ApplyControlNet", {"strength": "strength", "start": "start_percent",
                                                         "end": "end_percent"},
                                     {"positive": "positive", "negative": "negative", "controlnet": "control_net",

@@ -31,6 +31,8 @@ WIDGETS = {
     "LatentUpscale": ["upscale_method", "width", "height", "crop"],
     "LatentUpscaleBy": ["upscale_method", "scale_by"],
     "ControlNetLoader": ["control_net_name"],
+    "DiffControlNetLoader": ["control_net_name"],
+    "ControlNetApply": ["strength"],
     "ControlNetApplyAdvanced": ["strength", "start_percent", "end_percent"],
 }
 NOT_INPUTS = {AFTER_SEED, "upload"}

@@ -45,6 +45,9 @@ def _check_single_file(path):
     """Refuse, from the header alone, files that are not SD 1.5 ControlNets."""
     header = _header(path)
     ref = reference()
+    if "difference" in header:
+        raise _bad(path.name, "a difference ControlNet: its weights are offsets from a base model's "
+                              "(DiffControlNetLoader); use the full ControlNet file")
     if "controlnet_cond_embedding.conv_in.weight" in header:
         found = header.get(DIFFUSERS_ATTN_K)
     else:

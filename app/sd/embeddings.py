@@ -1,5 +1,6 @@
-"""Textual-inversion embeddings in prompts: `embedding:name` (ComfyUI's syntax) and, in A1111
-weighting mode, the bare file name.
+"""Textual-inversion embeddings in prompts: `embedding:name` (ComfyUI's syntax: also
+`embedding:name.pt`, `embedding:sub/name` for a subfolder, and inside weights, `(embedding:name:1.2)`)
+and, in A1111 weighting mode, the bare file name.
 
 Files live in models/embeddings/ (.safetensors; A1111 .pt/.bin read with torch.load(weights_only=True)).
 Each vector takes one token position, as diffusers' load_textual_inversion gives it (a multi-vector
@@ -13,7 +14,7 @@ from pathlib import Path
 from latentloom.app.core.errors import UserError
 
 EXTENSIONS = (".safetensors", ".pt", ".bin")
-PREFIXED = re.compile(r"embedding:([\w\-.]*[\w\-])", re.IGNORECASE)
+PREFIXED = re.compile(r"embedding:((?:[\w\-][\w\-.]*/)*[\w\-.]*[\w\-])", re.IGNORECASE)  # sub/name: a subfolder
 WORD = re.compile(r"[\w\-.]*[\w\-]")
 
 
@@ -47,6 +48,8 @@ def read(path, label):
                             f"({type(e).__name__})") from e
     if isinstance(data, dict) and "string_to_param" in data:  # A1111 .pt
         data = data["string_to_param"]["*"]
+    elif isinstance(data, dict) and "clip_l" in data:  # an SDXL embedding: its CLIP-L half, as ComfyUI takes
+        data = data["clip_l"]
     elif isinstance(data, dict) and len(data) == 1:  # diffusers {token: tensor}, A1111 {"emb_params": ...}
         data = next(iter(data.values()))
     if not isinstance(data, torch.Tensor):

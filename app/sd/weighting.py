@@ -1,7 +1,8 @@
 """Prompt weighting as ComfyUI and A1111 read it: parsers, chunking and the embedding formulas.
 
 comfyui: `(text)` x1.1 per level, `(text:1.3)` sets the weight (absolutely, even nested),
-`\\(` `\\)` escape, `[x]` is literal text; chunks of 75 tokens that never split a short word;
+`\\(` `\\)` escape, `[x]` is literal text; chunks of 75 tokens that never split a weighted
+segment (or an embedding) shorter than 8 tokens, as ComfyUI's tokenize_with_weights;
 z = z_empty + (z - z_empty) * w for the tokens whose weight is not 1.
 a1111: `(x)` x1.1, `[x]` /1.1, `(x:w)` multiplies, `\\(` escapes, `BREAK` starts a chunk;
 chunks of 75 tokens that end after a comma when one is in the last 20 tokens;
@@ -16,7 +17,7 @@ from latentloom.app.sd.handles import Conditioning
 
 MODES = ("comfyui", "a1111", "none")
 CHUNK = 75
-MAX_WORD = 8          # ComfyUI: words of this many tokens or more may be split across chunks
+MAX_WORD = 8          # ComfyUI: groups of this many tokens or more may be split across chunks
 COMMA_BACKTRACK = 20  # A1111: how far back a full chunk looks for a comma to end after
 
 
@@ -84,16 +85,32 @@ def _tokenize(tokenizer, vectors):
     return lambda text: tokenizer(text, add_special_tokens=False).input_ids
 
 
-def comfyui_chunks(tokenizer, pairs, vectors=None):
-    """[(ids, weights)] of 77 each: words tokenized one by one, a word of fewer than 8 tokens
-    that does not fit moves whole to the next chunk (the rest padded), longer ones are split."""
-    start, end, pad = tokenizer.bos_token_id, tokenizer.eos_token_id, tokenizer.pad_token_id
+EMBEDDING_START = re.compile(r"[ \n](?=embedding:)", re.IGNORECASE)
+
+
+def comfyui_groups(tokenizer, pairs, vectors=None):
+    """ComfyUI's token groups, [[(id, weight)]]: each weighted segment is one group, except that an
+    `embedding:name` after a space or a newline starts a group of its own vectors (and the text
+    after the name one more)."""
     tokenize = _tokenize(tokenizer, vectors)
-    words = []
+    pattern = vectors.pattern() if vectors is not None else None
+    groups = []
     for segment, w in pairs:
-        for word in segment.replace("\n", " ").split(" "):
-            if word:
-                words.append([(t, w) for t in tokenize(word)])
+        for piece in EMBEDDING_START.split(segment):
+            m = pattern.match(piece) if pattern is not None else None
+            if m:
+                groups.append([(t, w) for t in tokenize(m.group(0))])
+                piece = piece[m.end():]
+            if piece:
+                groups.append([(t, w) for t in tokenize(piece)])
+    return groups
+
+
+def comfyui_chunks(tokenizer, pairs, vectors=None):
+    """[(ids, weights)] of 77 each: a group (comfyui_groups) of fewer than 8 tokens that does not
+    fit moves whole to the next chunk (the rest padded); longer ones are split at the chunk's end."""
+    start, end, pad = tokenizer.bos_token_id, tokenizer.eos_token_id, tokenizer.pad_token_id
+    words = comfyui_groups(tokenizer, pairs, vectors)
     chunks, batch = [], [(start, 1.0)]
     for group in words:
         large = len(group) >= MAX_WORD
