@@ -54,7 +54,7 @@ def side_diffusers(model):
     def run(seed, cold=False):
         return np.array(pipe(PROMPT, negative_prompt=NEGATIVE, height=RES, width=RES, num_inference_steps=STEPS,
                              guidance_scale=CFG, generator=torch.Generator("cpu").manual_seed(seed)).images[0])
-    return run, {}
+    return run, dict
 
 
 def side_ours(model, dtype, compile):
@@ -107,7 +107,7 @@ def serve(args):
         if "save" in words:
             np.save(words[words.index("save") + 1], image)
         if "stats" in words:
-            reply.update(extra() if callable(extra) else extra, peak_rss_mib=rss_mib())
+            reply.update(extra(), peak_rss_mib=rss_mib())
         print(json.dumps(reply), flush=True)
 
 

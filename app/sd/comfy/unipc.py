@@ -75,8 +75,9 @@ def unipc(model, x, sigmas, noise, step, bh2=False):
         return model(x_vp * (sigma ** 2 + 1.0) ** 0.5, sigma)
     x = x / torch.sqrt(1.0 + ts[0] ** 2.0)
     if order < 1:  # a single step: ComfyUI's UniPC moves nothing, only rescales by the last alpha
-        step(0, x / vp(ts[-1])[0])
-        return x / vp(ts[-1])[0]
+        x = x / vp(ts[-1])[0]
+        step(0, x)
+        return x
     history = [(ts[0], predict_x0(x, ts[0]))]
     for s in range(1, steps + 1):
         last = s == steps
