@@ -32,6 +32,13 @@ def cases():
     out += [dict(BASE, name="euler-normal-clipskip", sampler="euler", scheduler="normal", clip_skip=1),
             dict(BASE, name="dpmpp_2m-normal-cfg1", sampler="dpmpp_2m", scheduler="normal", cfg=1.0)]
     out += [dict(BASE, name=f"{s}-normal", sampler=s, scheduler="normal") for s in ("uni_pc", "uni_pc_bh2", "deis")]
+    control = dict(control="mid-cn.safetensors", control_image="control.png", strength=0.8, start=0.0, end=1.0)
+    out += [dict(BASE, name="euler-normal-controlnet", sampler="euler", scheduler="normal", **control),
+            dict(BASE, name="heun-karras-controlnet-window", sampler="heun", scheduler="karras",
+                 **dict(control, strength=1.2, start=0.2, end=0.7)),
+            dict(BASE, name="dpmpp_2m-karras-rescalecfg", sampler="dpmpp_2m", scheduler="karras", rescale=0.7),
+            dict(BASE, name="euler_ancestral-normal-controlnet-rescalecfg", sampler="euler_ancestral",
+                 scheduler="normal", rescale=0.5, **control)]
     return out
 
 
@@ -42,7 +49,7 @@ def build_checkpoint(folder):
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
     from tests.support.original_layout import save_original_checkpoint, write_config_dir
     ckpt = folder / "checkpoints" / "mid.safetensors"
-    if ckpt.exists():
+    if ckpt.exists() and (folder / "controlnet" / "mid-cn.safetensors").exists():
         return ckpt, folder / "mid-config"
     res = ROOT / "resources" / "sd15"
     torch.manual_seed(0)
@@ -62,12 +69,39 @@ def build_checkpoint(folder):
     ckpt.parent.mkdir(parents=True, exist_ok=True)
     save_original_checkpoint(pipe, ckpt)
     write_config_dir(pipe, folder / "mid-config")
+    build_controlnet(folder, unet)
     return ckpt, folder / "mid-config"
 
 
-def api_prompt(case):
+def build_controlnet(folder, unet):
+    """controlnet/mid-cn.safetensors (original layout, as control_v11p_sd15_* files), its diffusers
+    config in mid-cn-config/ (our single-file loads read it in place of SD 1.5's), and control.png."""
+    import torch
+    from PIL import Image
+    from tests.support.controlnets import save_single_file, tiny_controlnet
+    net = tiny_controlnet(unet, 1)
+    (folder / "controlnet").mkdir(exist_ok=True)
+    save_single_file(net, unet, folder / "controlnet" / "mid-cn.safetensors")
+    net.save_config(folder / "mid-cn-config")
+    gen = torch.Generator().manual_seed(3)
+    pixels = (torch.rand(40, 72, 3, generator=gen) * 255).to(torch.uint8).numpy()  # another aspect: cropped
+    Image.fromarray(pixels).save(folder / "control.png")
+
+
+def api_prompt(case, work=None):
     clip = ["4", 1]
     p = {"4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "mid.safetensors"}}}
+    model, positive, negative = ["4", 0], ["6", 0], ["7", 0]
+    if case.get("rescale"):
+        p["20"] = {"class_type": "RescaleCFG", "inputs": {"model": model, "multiplier": case["rescale"]}}
+        model = ["20", 0]
+    if case.get("control"):
+        p["21"] = {"class_type": "ControlNetLoader", "inputs": {"control_net_name": case["control"]}}
+        p["22"] = {"class_type": "LoadImage", "inputs": {"image": str(work / case["control_image"])}}
+        p["23"] = {"class_type": "ControlNetApplyAdvanced", "inputs": {
+            "positive": positive, "negative": negative, "control_net": ["21", 0], "image": ["22", 0],
+            "strength": case["strength"], "start_percent": case["start"], "end_percent": case["end"]}}
+        positive, negative = ["23", 0], ["23", 1]
     if case.get("clip_skip"):
         p["10"] = {"class_type": "CLIPSetLastLayer", "inputs": {"stop_at_clip_layer": -1 - case["clip_skip"],
                                                                 "clip": clip}}
@@ -79,8 +113,8 @@ def api_prompt(case):
                                                            "batch_size": 1}},
         "3": {"class_type": "KSampler", "inputs": {
             "seed": case["seed"], "steps": case["steps"], "cfg": case["cfg"], "sampler_name": case["sampler"],
-            "scheduler": case["scheduler"], "denoise": case.get("denoise", 1.0), "model": ["4", 0],
-            "positive": ["6", 0], "negative": ["7", 0], "latent_image": ["5", 0]}},
+            "scheduler": case["scheduler"], "denoise": case.get("denoise", 1.0), "model": model,
+            "positive": positive, "negative": negative, "latent_image": ["5", 0]}},
         "8": {"class_type": "VAEDecode", "inputs": {"samples": ["3", 0], "vae": ["4", 2]}},
         "9": {"class_type": "SaveImage", "inputs": {"filename_prefix": case["name"], "images": ["8", 0]}},
     })
@@ -94,13 +128,15 @@ def psnr(a, b):
 
 def render_ours(work, config_dir, all_cases):
     from PIL import Image
+    from latentloom.app.sd import controlnet
     from latentloom.app.session import Session
+    controlnet.CONFIG_DIR = work / "mid-cn-config"  # the stand-in ControlNet's shape, in place of SD 1.5's
     session = Session(models_dirs=[work], output_dir=work / "ours", device="cpu")
     out = {}
     for case in all_cases:
         path = work / "prompts" / f"{case['name']}.json"
         path.parent.mkdir(exist_ok=True)
-        path.write_text(json.dumps(api_prompt(case)))
+        path.write_text(json.dumps(api_prompt(case, work)))
         prepared = session.load(path, [f"4.config={json.dumps(str(config_dir))}", '4.dtype="fp32"'])
         out[case["name"]] = np.array(Image.open(session.run(prepared).outputs[0]))
     return out
@@ -125,6 +161,7 @@ def main(argv=None):
             ap.error(f"no such case: {', '.join(sorted(unknown))}")
         all_cases = [c for c in all_cases if c["name"] in wanted]
     (work / "cases.json").write_text(json.dumps({"checkpoints": str(ckpt.parent), "checkpoint": ckpt.name,
+                                                 "controlnets": str(work / "controlnet"), "work": str(work),
                                                  "cases": all_cases}))
     subprocess.run([args.python, str(ROOT / "benchmarks" / "comfy_render.py"), str(Path(args.comfyui).resolve()),
                     str(work / "cases.json"), str(work / "comfyui")], check=True, cwd=work,

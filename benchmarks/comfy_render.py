@@ -20,20 +20,32 @@ def main(comfy_dir, cases_path, out_dir):
     import nodes
     cases = json.loads(Path(cases_path).read_text())
     folder_paths.add_model_folder_path("checkpoints", cases["checkpoints"])
+    if "controlnets" in cases:
+        folder_paths.add_model_folder_path("controlnet", cases["controlnets"])
     model, clip, vae = nodes.CheckpointLoaderSimple().load_checkpoint(cases["checkpoint"])[:3]
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     for case in cases["cases"]:
         with torch.inference_mode():  # as ComfyUI's executor runs nodes
-            render(nodes, model, clip, vae, case, out, np, Image)
+            render(nodes, model, clip, vae, case, out, np, Image, Path(cases.get("work", ".")))
         print(case["name"], flush=True)
 
 
-def render(nodes, model, clip, vae, case, out, np, Image):
+def render(nodes, model, clip, vae, case, out, np, Image, work):
+    import torch
     if case.get("clip_skip"):
         clip = nodes.CLIPSetLastLayer().set_last_layer(clip, -1 - case["clip_skip"])[0]
     pos = nodes.CLIPTextEncode().encode(clip, case["positive"])[0]
     neg = nodes.CLIPTextEncode().encode(clip, case["negative"])[0]
+    if case.get("rescale"):
+        from comfy_extras.nodes_model_advanced import RescaleCFG
+        model = RescaleCFG().patch(model, case["rescale"])[0]
+    if case.get("control"):
+        net = nodes.ControlNetLoader().load_controlnet(case["control"])[0]
+        pixels = np.array(Image.open(work / case["control_image"]).convert("RGB")).astype(np.float32) / 255.0
+        image = torch.from_numpy(pixels)[None,]  # as LoadImage gives it
+        pos, neg = nodes.ControlNetApplyAdvanced().apply_controlnet(pos, neg, net, image, case["strength"],
+                                                                    case["start"], case["end"])[:2]
     latent = nodes.EmptyLatentImage().generate(case["width"], case["height"], 1)[0]
     samples = nodes.common_ksampler(model, case["seed"], case["steps"], case["cfg"], case["sampler"],
                                     case["scheduler"], pos, neg, latent, denoise=case.get("denoise", 1.0))[0]

@@ -71,7 +71,8 @@ def scheduler(ctx, model, name, sigmas, spacing, sampling, add_noise, start_at_s
                     min=0.0, max=100.0, step=0.5),
               Float("denoise", 1.0, "How much of the input latent to re-noise (img2img strength).",
                     min=0.0, max=1.0, step=0.05),
-              Float("guidance_rescale", 0.0, "Rescale guidance to fix over-exposure (0 = off).",
+              Float("guidance_rescale", 0.0, "Rescale guidance to fix over-exposure (0 = off); with "
+                    "sampling comfyui, ComfyUI's RescaleCFG multiplier.",
                     min=0.0, max=1.0, step=0.05)])
 def sampler(ctx, model, positive, negative, latent, noise, scheduler, steps, cfg, denoise, guidance_rescale):
     from latentloom.app.sd import guidance, sampling, text
@@ -84,18 +85,16 @@ def sampler(ctx, model, positive, negative, latent, noise, scheduler, steps, cfg
     def progress(step, total, preview):
         ctx.progress(step, total, preview if ctx.wants_preview else None)
 
-    if getattr(scheduler, "comfyui", False):
-        from latentloom.app.sd.comfy import sample
-        if guidance_rescale or positive.guides or negative.guides:
-            from latentloom.app.core.errors import UserError
-            raise UserError("ComfyUI sampling does not support guidance_rescale or ControlNet guides yet")
-        with ctx.env.unet(model) as unet:
-            samples = sample.sample(unet, positive, negative, latent, noise.seed, scheduler, steps, cfg,
-                                    denoise, progress)
-        return Latent(samples, mask=latent.mask, masked_image_latents=latent.masked_image_latents)
-    specs = positive.guides + tuple(g for g in negative.guides if g not in positive.guides)
-    with ctx.env.unet(model) as unet, guidance.bound(ctx.env, specs, dict(
-            latent=latent, cfg=cfg, log=ctx.log, unet_config=unet.config)) as guides:
+    comfyui = getattr(scheduler, "comfyui", False)
+    context = dict(latent=latent, cfg=cfg, log=ctx.log, sampling="comfyui" if comfyui else "diffusers",
+                   schedule=scheduler)
+    with ctx.env.unet(model) as unet, guidance.bound(ctx.env, guidance.specs_of(positive, negative),
+                                                     dict(context, unet_config=unet.config)) as guides:
+        if comfyui:
+            from latentloom.app.sd.comfy import sample
+            samples = sample.sample(unet, positive, negative, latent, noise.seed, scheduler, steps, cfg, denoise,
+                                    progress, guides, guidance_rescale)
+            return Latent(samples, mask=latent.mask, masked_image_latents=latent.masked_image_latents)
         samples = sampling.sample(unet, positive, negative, latent, noise.seed, scheduler, steps,
                                   cfg, denoise, guidance_rescale, pad_chunk, progress, guides)
     return Latent(samples)

@@ -294,11 +294,11 @@ def test_a_checkpoint_is_not_a_controlnet(engine, tiny_dir, tiny_single_file):
 
 def test_controlnet_that_does_not_fit_the_model_is_a_clear_error(tiny_pipe):
     from latentloom.app.core.errors import UserError
-    from latentloom.app.sd.controlnet import _check_fits
+    from latentloom.app.sd.controlnet import check_fits
     net = tiny_controlnet(tiny_pipe.unet, 3)
-    _check_fits(net, tiny_pipe.unet.config)
+    check_fits(net, tiny_pipe.unet.config)
     with pytest.raises(UserError) as info:
-        _check_fits(net, {"block_out_channels": [32, 64], "cross_attention_dim": 768})
+        check_fits(net, {"block_out_channels": [32, 64], "cross_attention_dim": 768})
     assert str(info.value) == "the ControlNet does not fit this model: its cross_attention_dim is 32, the U-Net's is 768"
 
 

@@ -63,20 +63,25 @@ def _sampler(e, nid, p):
         e.notes.append(f"node {nid!r}: its Scheduler uses diffusers sampling; ComfyUI renders "
                        f"{name!r} its own way")
         name, sigmas = DIFFUSERS_NAMES.get(name, name), ("normal" if sigmas == "default" else sigmas)
-    if p.get("guidance_rescale", 0.0):
-        e.notes.append(f"node {nid!r}: ComfyUI's KSampler has no guidance_rescale")
+    rescale = p.get("guidance_rescale", 0.0)
+    if rescale and sp.get("sampling") != "comfyui":
+        e.notes.append(f"node {nid!r}: ComfyUI's RescaleCFG rescales guidance its own way (diffusers sampling here)")
     common = {"steps": p["steps"], "cfg": p["cfg"], "sampler_name": name, "scheduler": sigmas}
     links = [("model", "model"), ("positive", "positive"), ("negative", "negative"), ("latent_image", "latent")]
     advanced = {k: sp.get(k, v) for k, v in ADVANCED.items()}
     if advanced == ADVANCED:
-        e.add(nid, "KSampler", {"seed": noise.params["seed"], **common, "denoise": p["denoise"]}, links)
-        return
-    if p["denoise"] < 1.0:
-        e.problems.append(Problem(nid, "param 'denoise'", "KSamplerAdvanced has no denoise: use 1"))
-    e.add(nid, "KSamplerAdvanced", {
-        "add_noise": "enable" if advanced["add_noise"] else "disable", "noise_seed": noise.params["seed"],
-        **common, "start_at_step": advanced["start_at_step"], "end_at_step": advanced["end_at_step"],
-        "return_with_leftover_noise": "enable" if advanced["return_with_leftover_noise"] else "disable"}, links)
+        entry = e.add(nid, "KSampler", {"seed": noise.params["seed"], **common, "denoise": p["denoise"]}, links)
+    else:
+        if p["denoise"] < 1.0:
+            e.problems.append(Problem(nid, "param 'denoise'", "KSamplerAdvanced has no denoise: use 1"))
+        entry = e.add(nid, "KSamplerAdvanced", {
+            "add_noise": "enable" if advanced["add_noise"] else "disable", "noise_seed": noise.params["seed"],
+            **common, "start_at_step": advanced["start_at_step"], "end_at_step": advanced["end_at_step"],
+            "return_with_leftover_noise": "enable" if advanced["return_with_leftover_noise"] else "disable"}, links)
+    if rescale and "model" in entry["inputs"]:
+        e.prompt[f"{nid}.rescale"] = {"class_type": "RescaleCFG",
+                                      "inputs": {"model": entry["inputs"]["model"], "multiplier": rescale}}
+        entry["inputs"]["model"] = [f"{nid}.rescale", 0]
 
 
 COMFY_METHODS = {"LatentUpscale": ("nearest-exact", "bilinear", "area", "bicubic", "bislerp"),

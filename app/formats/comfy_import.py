@@ -5,7 +5,7 @@ Ids and titles survive (KSampler "3" becomes Sampler "3" + LatentNoise "3.noise"
 "3.scheduler"). A class_type we do not map becomes a "comfyui:<class_type>" node that keeps its
 inputs and links, so validation names it and converting back keeps it.
 """
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from latentloom.app.core.workflow import FORMAT, VERSION, Problem, WorkflowError
 
@@ -18,6 +18,7 @@ class Ref:
     node: str
     port: str
     skip: int = 0   # clip refs: CLIPSetLastLayer upstream (our clip_skip)
+    rescale: float = 0.0  # model refs: RescaleCFG upstream (our Sampler's guidance_rescale)
 
 
 def is_link(value):
@@ -93,6 +94,16 @@ def _clip_last_layer(b, cid):
     return [Ref(clip.node, clip.port, -layer - 1) if clip else None]
 
 
+def _rescale_cfg(b, cid):
+    """A model patch: the samplers downstream get its multiplier as guidance_rescale."""
+    model = b.ref(cid, "model")
+    multiplier = b.value(cid, "multiplier", 0.7)
+    if isinstance(multiplier, bool) or not isinstance(multiplier, (int, float)) or not 0 <= multiplier <= 1:
+        b.problems.append(Problem(cid, "input 'multiplier'", f"expected a number from 0 to 1, got {multiplier!r}"))
+        multiplier = 0.0
+    return [replace(model, rescale=float(multiplier)) if model else None]
+
+
 def _empty_latent(b, cid):
     b.add(cid, "EmptyLatent", {k: b.value(cid, k, d) for k, d in
                                (("width", 512), ("height", 512), ("batch_size", 1))}, cid=cid)
@@ -106,6 +117,8 @@ def _sampler(b, cid, advanced=False):
     sched = {"name": b.value(cid, "sampler_name", "euler"), "sigmas": b.value(cid, "scheduler", "normal"),
              "sampling": "comfyui"}
     params = {"steps": b.value(cid, "steps", 20), "cfg": b.value(cid, "cfg", 8.0)}
+    if model and model.rescale:
+        params["guidance_rescale"] = model.rescale
     if advanced:
         sched.update(add_noise=b.value(cid, "add_noise", "enable") != "disable",
                      start_at_step=b.value(cid, "start_at_step", 0),
@@ -165,7 +178,7 @@ def _lora(b, cid, model_only=False):
     b.add(cid, "LoadLoRA", {"path": b.value(cid, "lora_name", ""), "strength_model": b.value(cid, "strength_model", 1.0),
                             "strength_clip": strength_clip}, {"model": model, "clip": clip}, cid)
     skip = clip.skip if clip else 0
-    return [Ref(cid, "model"), None if model_only else Ref(cid, "clip", skip)]
+    return [Ref(cid, "model", rescale=model.rescale if model else 0.0), None if model_only else Ref(cid, "clip", skip)]
 
 
 def _clip_of(b, model):
@@ -218,6 +231,7 @@ MAPPERS = {
     "CheckpointLoaderSimple": _checkpoint,
     "CLIPTextEncode": _text,
     "CLIPSetLastLayer": _clip_last_layer,
+    "RescaleCFG": _rescale_cfg,
     "EmptyLatentImage": _empty_latent,
     "KSampler": _sampler,
     "KSamplerAdvanced": lambda b, cid: _sampler(b, cid, advanced=True),

@@ -34,6 +34,7 @@ WIDGETS = {
     "DiffControlNetLoader": ["control_net_name"],
     "ControlNetApply": ["strength"],
     "ControlNetApplyAdvanced": ["strength", "start_percent", "end_percent"],
+    "RescaleCFG": ["multiplier"],
 }
 NOT_INPUTS = {AFTER_SEED, "upload"}
 

@@ -135,8 +135,8 @@ class ControlGuide(guidance.Guide):
         self.net, self.spec, self.image, self.mask = net, spec, image, mask
         self.cond_only = pooled(net) and do_cfg  # guess mode: the conditional half only, as diffusers
 
-    def unet_kwargs(self, step, total, t, model_in, embeds):
-        scale = self.spec.strength * keep(step, total, self.spec.start, self.spec.end)
+    def unet_kwargs(self, at, t, model_in, embeds):
+        scale = self.spec.strength * keep(at.step, at.total, self.spec.start, self.spec.end)
         sample = model_in[:, :self.net.config.in_channels].contiguous()  # 9-channel U-Nets: the latents only
         if self.cond_only:
             half = sample.shape[0] // 2
@@ -148,18 +148,34 @@ class ControlGuide(guidance.Guide):
         if self.cond_only:  # nothing for the unconditional half
             down = [torch.cat([torch.zeros_like(d), d]) for d in down]
             mid = torch.cat([torch.zeros_like(mid), mid])
-        down = tuple(self._masked(d).to(model_in.dtype) for d in down)
-        return {"down_block_additional_residuals": down,
-                "mid_block_additional_residual": self._masked(mid).to(model_in.dtype)}
-
-    def _masked(self, residual):
-        if self.mask is None:
-            return residual
-        m = torch.nn.functional.interpolate(self.mask, size=residual.shape[-2:], mode="bilinear")
-        return residual * m.to(residual.dtype)
+        return residual_kwargs(down, mid, self.mask, model_in.dtype)
 
 
-def _check_fits(net, unet_config):
+def masked(residual, mask):
+    """A residual limited to where the control mask (at latent size) is white."""
+    if mask is None:
+        return residual
+    if mask.shape[0] != residual.shape[0]:  # one mask for both halves of the CFG batch
+        mask = mask.repeat(residual.shape[0] // mask.shape[0], 1, 1, 1)
+    m = torch.nn.functional.interpolate(mask, size=residual.shape[-2:], mode="bilinear")
+    return residual * m.to(residual.dtype)
+
+
+def residual_kwargs(down, mid, mask, dtype):
+    """The U-Net kwargs that add a ControlNet's residuals."""
+    return {"down_block_additional_residuals": tuple(masked(d, mask).to(dtype) for d in down),
+            "mid_block_additional_residual": masked(mid, mask).to(dtype)}
+
+
+def latent_mask(mask, h, w, batch, device):
+    """ApplyControlNet's mask at latent size, one per latent in the batch."""
+    if mask is None:
+        return None
+    mask = torch.nn.functional.interpolate(mask.float(), size=(h, w), mode="bilinear")
+    return mask.repeat_interleave(batch if mask.shape[0] == 1 else 1, dim=0).to(device)
+
+
+def check_fits(net, unet_config):
     """Refuse a ControlNet whose residuals cannot add to this U-Net's."""
     def listed(v):
         return list(v) if isinstance(v, (list, tuple)) else [v]
@@ -172,6 +188,11 @@ def _check_fits(net, unet_config):
 @contextmanager
 def make(env, spec, context):
     """guidance.MAKERS["controlnet"]: bind a ControlSpec to this sampler run."""
+    if context.get("sampling") == "comfyui":
+        from latentloom.app.sd.comfy import control
+        with control.make(env, spec, context) as guide:
+            yield guide
+        return
     latent, cfg = context["latent"], context["cfg"]
     batch, _, h, w = latent.samples.shape
     height, width = h * 8, w * 8
@@ -179,16 +200,10 @@ def make(env, spec, context):
         context["log"](f"control image {spec.image.shape[-1]}x{spec.image.shape[-2]} resized to "
                        f"{width}x{height}")
     with env.controlnet(spec.controlnet) as net:
-        _check_fits(net, context.get("unet_config"))
+        check_fits(net, context.get("unet_config"))
         device, dtype = net.device, net.dtype
         image = control_image(spec.image, height, width, batch, cfg > 1.0 and not pooled(net), device, dtype)
-        mask = None
-        if spec.mask is not None:
-            mask = torch.nn.functional.interpolate(spec.mask.float(), size=(h, w), mode="bilinear")
-            mask = mask.repeat_interleave(batch if mask.shape[0] == 1 else 1, dim=0)
-            mask = torch.cat([mask] * 2) if cfg > 1.0 else mask
-            mask = mask.to(device)
-        yield ControlGuide(net, spec, image, mask, cfg > 1.0)
+        yield ControlGuide(net, spec, image, latent_mask(spec.mask, h, w, batch, device), cfg > 1.0)
 
 
 guidance.MAKERS["controlnet"] = make

@@ -110,7 +110,7 @@ def sample(unet, positive, negative, latent, seed, scheduler_handle, steps, cfg,
         model_in = scheduler.scale_model_input(model_in, t)
         if inpaint and nine:
             model_in = torch.cat([model_in, mask_in, masked_in], dim=1)
-        extra = guidance.step_kwargs(guides, i, len(timesteps), t, model_in, embeds)
+        extra = guidance.step_kwargs(guides, guidance.At(i, len(timesteps)), t, model_in, embeds)
         noise_pred = unet(model_in, t, encoder_hidden_states=embeds, return_dict=False, **extra)[0]
         if do_cfg:
             uncond, text = noise_pred.chunk(2)

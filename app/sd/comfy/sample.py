@@ -12,6 +12,7 @@ import warnings
 import torch
 
 from latentloom.app.core.errors import UserError
+from latentloom.app.sd import guidance
 from latentloom.app.sd.comfy import samplers, schedules
 from latentloom.app.sd.images import preview
 
@@ -44,14 +45,31 @@ def _embeds(positive, negative, batch, device, dtype):
     return [c.embeds.to(device=device, dtype=dtype).repeat(batch, 1, 1) for c in (positive, negative)]
 
 
-def _eps(unet, x, t, embeds, extra):
+def _eps(unet, x, t, embeds, extra, guides, sigma):
+    t = t.expand(x.shape[0])
+    kwargs = guidance.step_kwargs(guides, guidance.At(sigma=float(sigma)), t, x, embeds) if guides else {}
     if extra is not None:
         x = torch.cat([x, extra.repeat(x.shape[0] // extra.shape[0], 1, 1, 1)], dim=1)
-    return unet(x, t.expand(x.shape[0]), encoder_hidden_states=embeds, return_dict=False)[0].float()
+    return unet(x, t, encoder_hidden_states=embeds, return_dict=False, **kwargs)[0].float()
 
 
-def denoiser(unet, ms, positive, negative, cfg, batch, extra=None):
-    """model(x, sigma) -> the guided denoised latent, as ComfyUI's EPS model wrapper computes it."""
+def rescale_cfg(x, sigma, cond_x0, uncond_x0, cfg, multiplier):
+    """ComfyUI's RescaleCFG: CFG rescaled in v-prediction space (its expressions, in its order)."""
+    cond, uncond = x - cond_x0, x - uncond_x0
+    xs = x / (sigma * sigma + 1.0)
+    cond = ((xs - (x - cond)) * (sigma ** 2 + 1.0) ** 0.5) / sigma
+    uncond = ((xs - (x - uncond)) * (sigma ** 2 + 1.0) ** 0.5) / sigma
+    x_cfg = uncond + cfg * (cond - uncond)
+    ratio = torch.std(cond, dim=(1, 2, 3), keepdim=True) / torch.std(x_cfg, dim=(1, 2, 3), keepdim=True)
+    x_final = multiplier * (x_cfg * ratio) + (1.0 - multiplier) * x_cfg
+    return x - (x - (xs - x_final * sigma / (sigma * sigma + 1.0) ** 0.5))
+
+
+def denoiser(unet, ms, positive, negative, cfg, batch, extra=None, guides=(), rescale=0.0):
+    """model(x, sigma) -> the guided denoised latent, as ComfyUI's EPS model wrapper computes it.
+
+    guides: app.sd.guidance.Guide objects asked at every U-Net call (At.sigma says where);
+    rescale: RescaleCFG's multiplier (0 = plain CFG)."""
     device, dtype = unet.device, unet.dtype
     pos, neg = _embeds(positive, negative, batch, device, dtype)
     skip_uncond = math.isclose(cfg, 1.0)
@@ -60,12 +78,14 @@ def denoiser(unet, ms, positive, negative, cfg, batch, extra=None):
         xc = (x / (sigma ** 2 + 1.0) ** 0.5).to(dtype)
         t = ms.timestep(sigma.reshape(1).cpu()).float().to(device)
         if skip_uncond:
-            return x - _eps(unet, xc, t, pos, extra) * sigma
+            return x - _eps(unet, xc, t, pos, extra, guides, sigma) * sigma
         if pos.shape == neg.shape:
-            cond, uncond = _eps(unet, torch.cat([xc, xc]), t, torch.cat([pos, neg]), extra).chunk(2)
+            cond, uncond = _eps(unet, torch.cat([xc, xc]), t, torch.cat([pos, neg]), extra, guides, sigma).chunk(2)
         else:
-            cond, uncond = _eps(unet, xc, t, pos, extra), _eps(unet, xc, t, neg, extra)
+            cond, uncond = _eps(unet, xc, t, pos, extra, guides, sigma), _eps(unet, xc, t, neg, extra, guides, sigma)
         cond_x0, uncond_x0 = x - cond * sigma, x - uncond * sigma
+        if rescale:
+            return rescale_cfg(x, sigma, cond_x0, uncond_x0, cfg, rescale)
         return uncond_x0 + (cond_x0 - uncond_x0) * cfg
     return model
 
@@ -97,7 +117,8 @@ def window(sigmas, handle):
 
 
 @torch.no_grad()
-def sample(unet, positive, negative, latent, seed, handle, steps, cfg, denoise, progress=None):
+def sample(unet, positive, negative, latent, seed, handle, steps, cfg, denoise, progress=None, guides=(),
+           rescale=0.0):
     run = samplers.SAMPLERS.get(handle.sampler)
     if run is None:
         raise UserError(f"{handle.sampler!r} is not a ComfyUI sampler "
@@ -114,7 +135,7 @@ def sample(unet, positive, negative, latent, seed, handle, steps, cfg, denoise, 
              if handle.add_noise else torch.zeros(image.shape))
     noise, image, sigmas = noise.to(device), image.to(device), sigmas.to(device)
     mask, extra = _mask_and_extra(unet, latent, batch, device)
-    model = denoiser(unet, ms, positive, negative, cfg, batch, extra)
+    model = denoiser(unet, ms, positive, negative, cfg, batch, extra, guides, rescale)
     if mask is not None:
         inpaint_noise = noise
         if handle.sampler == "ddim":  # ComfyUI's ddim re-noises the kept area with seed + 1

@@ -49,6 +49,14 @@ class ModelSampling:
         low, high, w = t.floor().long(), t.ceil().long(), t.frac()
         return ((1 - w) * self.log_sigmas[low] + w * self.log_sigmas[high]).exp()
 
+    def percent_to_sigma(self, percent):
+        """The sigma a fraction of the way through sampling (0: above every sigma; 1: zero)."""
+        if percent <= 0.0:
+            return 999999999.9
+        if percent >= 1.0:
+            return 0.0
+        return self.sigma(torch.tensor((1.0 - percent) * 999.0)).item()
+
 
 def normal(ms, steps, sgm=False):
     start, end = ms.timestep(ms.sigma_max), ms.timestep(ms.sigma_min)
