@@ -39,6 +39,18 @@ def cases():
             dict(BASE, name="dpmpp_2m-karras-rescalecfg", sampler="dpmpp_2m", scheduler="karras", rescale=0.7),
             dict(BASE, name="euler_ancestral-normal-controlnet-rescalecfg", sampler="euler_ancestral",
                  scheduler="normal", rescale=0.5, **control)]
+    out += [dict(BASE, name="euler-karras-lora", sampler="euler", scheduler="karras",
+                 lora=("mid-lora.safetensors", 0.8, 0.5)),
+            dict(BASE, name="dpmpp_2m-karras-lora-model-only-clipskip", sampler="dpmpp_2m", scheduler="karras",
+                 lora=("mid-lora.safetensors", 1.0, None), clip_skip=1)]
+    out += [dict(BASE, name="dpmpp_2m-karras-img2img", sampler="dpmpp_2m", scheduler="karras", source="vae",
+                 denoise=0.6),
+            dict(BASE, name="euler-normal-inpaint-vaeencodeforinpaint", sampler="euler", scheduler="normal",
+                 source="inpaint"),
+            dict(BASE, name="euler_ancestral-karras-setlatentnoisemask", sampler="euler_ancestral",
+                 scheduler="karras", source="noise_mask", denoise=0.7),
+            dict(BASE, name="dpmpp_2m-normal-inpaintmodelconditioning", sampler="dpmpp_2m", scheduler="normal",
+                 source="inpaint_cond", denoise=0.8)]
     return out
 
 
@@ -49,7 +61,7 @@ def build_checkpoint(folder):
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
     from tests.support.original_layout import save_original_checkpoint, write_config_dir
     ckpt = folder / "checkpoints" / "mid.safetensors"
-    if ckpt.exists() and (folder / "controlnet" / "mid-cn.safetensors").exists():
+    if all(p.exists() for p in (ckpt, folder / "controlnet" / "mid-cn.safetensors", folder / "loras" / "mid-lora.safetensors")):
         return ckpt, folder / "mid-config"
     res = ROOT / "resources" / "sd15"
     torch.manual_seed(0)
@@ -70,28 +82,58 @@ def build_checkpoint(folder):
     save_original_checkpoint(pipe, ckpt)
     write_config_dir(pipe, folder / "mid-config")
     build_controlnet(folder, unet)
+    build_lora(folder, pipe)
     return ckpt, folder / "mid-config"
 
 
+def build_lora(folder, pipe):
+    """loras/mid-lora.safetensors: a random rank-4 LoRA on the U-Net's and the text encoder's
+    attention, in the kohya layout (lora_unet_* / lora_te_*) that both tools read."""
+    from tests.support.lora_files import make_peft_lora, peft_to_kohya
+    peft = make_peft_lora(pipe, folder / "peft-lora" / "mid-lora.safetensors", seed=5, scale=0.05)
+    (folder / "loras").mkdir(exist_ok=True)
+    peft_to_kohya(peft, folder / "loras" / "mid-lora.safetensors")
+
+
 def build_controlnet(folder, unet):
-    """controlnet/mid-cn.safetensors (original layout, as control_v11p_sd15_* files), its diffusers
-    config in mid-cn-config/ (our single-file loads read it in place of SD 1.5's), and control.png."""
-    import torch
-    from PIL import Image
+    """controlnet/mid-cn.safetensors (original layout, as control_v11p_sd15_* files) and its diffusers
+    config in mid-cn-config/ (our single-file loads read it in place of SD 1.5's)."""
     from tests.support.controlnets import save_single_file, tiny_controlnet
     net = tiny_controlnet(unet, 1)
     (folder / "controlnet").mkdir(exist_ok=True)
     save_single_file(net, unet, folder / "controlnet" / "mid-cn.safetensors")
     net.save_config(folder / "mid-cn-config")
+
+
+def build_images(folder):
+    """control.png (another aspect than the output: cropped) and source.png (RGBA, 76x68: cropped to
+    multiples of 8; its transparent square is LoadImage's mask)."""
+    import torch
+    from PIL import Image
     gen = torch.Generator().manual_seed(3)
     pixels = (torch.rand(40, 72, 3, generator=gen) * 255).to(torch.uint8).numpy()  # another aspect: cropped
     Image.fromarray(pixels).save(folder / "control.png")
+    rgba = (torch.rand(68, 76, 4, generator=gen) * 255).to(torch.uint8)
+    rgba[..., 3] = 255
+    rgba[20:50, 16:44, 3] = 0  # transparent: LoadImage's mask (1 - alpha) is 1 there
+    Image.fromarray(rgba.numpy(), "RGBA").save(folder / "source.png")  # not a multiple of 8: cropped
 
 
 def api_prompt(case, work=None):
     clip = ["4", 1]
     p = {"4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "mid.safetensors"}}}
     model, positive, negative = ["4", 0], ["6", 0], ["7", 0]
+    if case.get("lora"):
+        name, strength_model, strength_clip = case["lora"]
+        if strength_clip is None:
+            p["24"] = {"class_type": "LoraLoaderModelOnly", "inputs": {"lora_name": name, "strength_model":
+                                                                       strength_model, "model": model}}
+        else:
+            p["24"] = {"class_type": "LoraLoader", "inputs": {"lora_name": name, "strength_model": strength_model,
+                                                              "strength_clip": strength_clip, "model": model,
+                                                              "clip": clip}}
+            clip = ["24", 1]
+        model = ["24", 0]
     if case.get("rescale"):
         p["20"] = {"class_type": "RescaleCFG", "inputs": {"model": model, "multiplier": case["rescale"]}}
         model = ["20", 0]
@@ -111,14 +153,39 @@ def api_prompt(case, work=None):
         "7": {"class_type": "CLIPTextEncode", "inputs": {"text": case["negative"], "clip": clip}},
         "5": {"class_type": "EmptyLatentImage", "inputs": {"width": case["width"], "height": case["height"],
                                                            "batch_size": 1}},
+        **_source(case, work),
         "3": {"class_type": "KSampler", "inputs": {
             "seed": case["seed"], "steps": case["steps"], "cfg": case["cfg"], "sampler_name": case["sampler"],
             "scheduler": case["scheduler"], "denoise": case.get("denoise", 1.0), "model": model,
-            "positive": positive, "negative": negative, "latent_image": ["5", 0]}},
+            "positive": positive, "negative": negative,
+            "latent_image": ["5", 0] if not case.get("source") else ["31", 2 if case["source"] == "inpaint_cond" else 0]}},
         "8": {"class_type": "VAEDecode", "inputs": {"samples": ["3", 0], "vae": ["4", 2]}},
         "9": {"class_type": "SaveImage", "inputs": {"filename_prefix": case["name"], "images": ["8", 0]}},
     })
+    if case.get("source") == "inpaint_cond":
+        p["3"]["inputs"]["positive"], p["3"]["inputs"]["negative"] = ["31", 0], ["31", 1]
     return p
+
+
+def _source(case, work):
+    """The latent of an img2img or inpaint case: node 30 loads source.png, node 31 makes the latent."""
+    kind = case.get("source")
+    if not kind:
+        return {}
+    out = {"30": {"class_type": "LoadImage", "inputs": {"image": str(work / "source.png")}}}
+    pixels, vae, mask = ["30", 0], ["4", 2], ["30", 1]
+    if kind == "vae":
+        out["31"] = {"class_type": "VAEEncode", "inputs": {"pixels": pixels, "vae": vae}}
+    elif kind == "inpaint":
+        out["31"] = {"class_type": "VAEEncodeForInpaint", "inputs": {"pixels": pixels, "vae": vae, "mask": mask,
+                                                                    "grow_mask_by": 6}}
+    elif kind == "noise_mask":
+        out["32"] = {"class_type": "VAEEncode", "inputs": {"pixels": pixels, "vae": vae}}
+        out["31"] = {"class_type": "SetLatentNoiseMask", "inputs": {"samples": ["32", 0], "mask": mask}}
+    else:
+        out["31"] = {"class_type": "InpaintModelConditioning", "inputs": {
+            "positive": ["6", 0], "negative": ["7", 0], "pixels": pixels, "vae": vae, "mask": mask, "noise_mask": True}}
+    return out
 
 
 def psnr(a, b):
@@ -153,6 +220,7 @@ def main(argv=None):
     work = Path(args.work).resolve()
     work.mkdir(parents=True, exist_ok=True)
     ckpt, config_dir = build_checkpoint(work)
+    build_images(work)
     all_cases = cases()
     if args.only:
         wanted = set(args.only.split(","))
@@ -162,6 +230,7 @@ def main(argv=None):
         all_cases = [c for c in all_cases if c["name"] in wanted]
     (work / "cases.json").write_text(json.dumps({"checkpoints": str(ckpt.parent), "checkpoint": ckpt.name,
                                                  "controlnets": str(work / "controlnet"), "work": str(work),
+                                                 "loras": str(work / "loras"),
                                                  "cases": all_cases}))
     subprocess.run([args.python, str(ROOT / "benchmarks" / "comfy_render.py"), str(Path(args.comfyui).resolve()),
                     str(work / "cases.json"), str(work / "comfyui")], check=True, cwd=work,

@@ -22,6 +22,8 @@ def main(comfy_dir, cases_path, out_dir):
     folder_paths.add_model_folder_path("checkpoints", cases["checkpoints"])
     if "controlnets" in cases:
         folder_paths.add_model_folder_path("controlnet", cases["controlnets"])
+    if "loras" in cases:
+        folder_paths.add_model_folder_path("loras", cases["loras"])
     model, clip, vae = nodes.CheckpointLoaderSimple().load_checkpoint(cases["checkpoint"])[:3]
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -33,6 +35,12 @@ def main(comfy_dir, cases_path, out_dir):
 
 def render(nodes, model, clip, vae, case, out, np, Image, work):
     import torch
+    if case.get("lora"):
+        name, strength_model, strength_clip = case["lora"]
+        if strength_clip is None:
+            model = nodes.LoraLoaderModelOnly().load_lora_model_only(model, name, strength_model)[0]
+        else:
+            model, clip = nodes.LoraLoader().load_lora(model, clip, name, strength_model, strength_clip)
     if case.get("clip_skip"):
         clip = nodes.CLIPSetLastLayer().set_last_layer(clip, -1 - case["clip_skip"])[0]
     pos = nodes.CLIPTextEncode().encode(clip, case["positive"])[0]
@@ -47,11 +55,26 @@ def render(nodes, model, clip, vae, case, out, np, Image, work):
         pos, neg = nodes.ControlNetApplyAdvanced().apply_controlnet(pos, neg, net, image, case["strength"],
                                                                     case["start"], case["end"])[:2]
     latent = nodes.EmptyLatentImage().generate(case["width"], case["height"], 1)[0]
+    if case.get("source"):
+        pos, neg, latent = source(nodes, vae, pos, neg, case["source"], work)
     samples = nodes.common_ksampler(model, case["seed"], case["steps"], case["cfg"], case["sampler"],
                                     case["scheduler"], pos, neg, latent, denoise=case.get("denoise", 1.0))[0]
     image = nodes.VAEDecode().decode(vae, samples)[0]
     array = np.clip(255.0 * image[0].cpu().numpy(), 0, 255).astype(np.uint8)  # SaveImage's conversion
     Image.fromarray(array).save(out / f"{case['name']}.png")
+
+
+def source(nodes, vae, pos, neg, kind, work):
+    import folder_paths
+    folder_paths.set_input_directory(str(work))
+    pixels, mask = nodes.LoadImage().load_image("source.png")[:2]
+    if kind == "vae":
+        return pos, neg, nodes.VAEEncode().encode(vae, pixels)[0]
+    if kind == "inpaint":
+        return pos, neg, nodes.VAEEncodeForInpaint().encode(vae, pixels, mask, 6)[0]
+    if kind == "noise_mask":
+        return pos, neg, nodes.SetLatentNoiseMask().set_mask(nodes.VAEEncode().encode(vae, pixels)[0], mask)[0]
+    return nodes.InpaintModelConditioning().encode(pos, neg, pixels, vae, mask, True)[:3]
 
 
 if __name__ == "__main__":
