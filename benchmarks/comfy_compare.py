@@ -43,6 +43,15 @@ def cases():
                  lora=("mid-lora.safetensors", 0.8, 0.5)),
             dict(BASE, name="dpmpp_2m-karras-lora-model-only-clipskip", sampler="dpmpp_2m", scheduler="karras",
                  lora=("mid-lora.safetensors", 1.0, None), clip_skip=1)]
+    long = ("a (red:1.3) fox in the snow, detailed fur, ((sharp focus)), soft morning light over a frozen lake, "
+            "pine trees heavy with snow in the background, mountains, (mist:0.8), golden hour, wide angle, "
+            "35mm photograph, film grain, high dynamic range, cinematic composition, award winning, "
+            "national geographic, extremely detailed, (bokeh:1.1), 8k, masterpiece")
+    out += [dict(BASE, name="euler-normal-long-prompt", sampler="euler", scheduler="normal", positive=long),
+            dict(BASE, name="dpmpp_2m-karras-two-pass-advanced", sampler="dpmpp_2m", scheduler="karras",
+                 second="two_pass"),
+            dict(BASE, name="euler_ancestral-normal-hires-latent", sampler="euler_ancestral", scheduler="normal",
+                 second="hires")]
     out += [dict(BASE, name="dpmpp_2m-karras-img2img", sampler="dpmpp_2m", scheduler="karras", source="vae",
                  denoise=0.6),
             dict(BASE, name="euler-normal-inpaint-vaeencodeforinpaint", sampler="euler", scheduler="normal",
@@ -164,7 +173,30 @@ def api_prompt(case, work=None):
     })
     if case.get("source") == "inpaint_cond":
         p["3"]["inputs"]["positive"], p["3"]["inputs"]["negative"] = ["31", 0], ["31", 1]
+    if case.get("second"):
+        _second_pass(p, case)
     return p
+
+
+def _second_pass(p, case):
+    """two_pass: KSamplerAdvanced to half the steps with leftover noise, then a second one from there;
+    hires: the KSampler's latent upscaled 1.5x (nearest-exact), then a KSampler at denoise 0.55."""
+    first = p["3"]["inputs"]
+    if case["second"] == "two_pass":
+        half = case["steps"] // 2
+        common = {k: first[k] for k in ("steps", "cfg", "sampler_name", "scheduler", "model", "positive", "negative")}
+        p["3"] = {"class_type": "KSamplerAdvanced", "inputs": {
+            **common, "add_noise": "enable", "noise_seed": case["seed"], "start_at_step": 0, "end_at_step": half,
+            "return_with_leftover_noise": "enable", "latent_image": first["latent_image"]}}
+        p["33"] = {"class_type": "KSamplerAdvanced", "inputs": {
+            **common, "add_noise": "disable", "noise_seed": 0, "start_at_step": half, "end_at_step": 10000,
+            "return_with_leftover_noise": "disable", "latent_image": ["3", 0]}}
+    else:
+        p["34"] = {"class_type": "LatentUpscaleBy", "inputs": {"samples": ["3", 0], "upscale_method": "nearest-exact",
+                                                               "scale_by": 1.5}}
+        p["33"] = {"class_type": "KSampler", "inputs": {**first, "seed": case["seed"] + 1, "denoise": 0.55,
+                                                        "latent_image": ["34", 0]}}
+    p["8"]["inputs"]["samples"] = ["33", 0]
 
 
 def _source(case, work):

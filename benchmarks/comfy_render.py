@@ -57,8 +57,16 @@ def render(nodes, model, clip, vae, case, out, np, Image, work):
     latent = nodes.EmptyLatentImage().generate(case["width"], case["height"], 1)[0]
     if case.get("source"):
         pos, neg, latent = source(nodes, vae, pos, neg, case["source"], work)
-    samples = nodes.common_ksampler(model, case["seed"], case["steps"], case["cfg"], case["sampler"],
-                                    case["scheduler"], pos, neg, latent, denoise=case.get("denoise", 1.0))[0]
+    args = (case["steps"], case["cfg"], case["sampler"], case["scheduler"], pos, neg)
+    if case.get("second") == "two_pass":
+        half = case["steps"] // 2
+        first = nodes.KSamplerAdvanced().sample(model, "enable", case["seed"], *args, latent, 0, half, "enable")[0]
+        samples = nodes.KSamplerAdvanced().sample(model, "disable", 0, *args, first, half, 10000, "disable")[0]
+    else:
+        samples = nodes.common_ksampler(model, case["seed"], *args, latent, denoise=case.get("denoise", 1.0))[0]
+    if case.get("second") == "hires":
+        bigger = nodes.LatentUpscaleBy().upscale(samples, "nearest-exact", 1.5)[0]
+        samples = nodes.common_ksampler(model, case["seed"] + 1, *args, bigger, denoise=0.55)[0]
     image = nodes.VAEDecode().decode(vae, samples)[0]
     array = np.clip(255.0 * image[0].cpu().numpy(), 0, 255).astype(np.uint8)  # SaveImage's conversion
     Image.fromarray(array).save(out / f"{case['name']}.png")
