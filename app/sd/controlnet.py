@@ -17,6 +17,7 @@ import torch
 from latentloom.app.core.errors import UserError
 from latentloom.app.paths import RESOURCES
 from latentloom.app.sd import guidance
+from latentloom.app.sd.safetensors_header import read_header
 
 CONFIG_DIR = RESOURCES / "controlnet-sd15"  # the SD 1.5 ControlNet config (offline single-file loads)
 FIT = ("in_channels", "cross_attention_dim", "block_out_channels", "conditioning_channels")
@@ -33,17 +34,9 @@ def _bad(name, why):
     return UserError(f"param 'path': {name} is not an SD 1.5 ControlNet ({why})")
 
 
-def _header(path):
-    from latentloom.app.sd.safetensors_header import read_header
-    try:
-        return read_header(path)
-    except ValueError as e:
-        raise _bad(path.name, str(e)) from None
-
-
 def _check_single_file(path):
     """Refuse, from the header alone, files that are not SD 1.5 ControlNets."""
-    header = _header(path)
+    header = read_header(path, lambda why: _bad(path.name, why))
     ref = reference()
     if "difference" in header:
         raise _bad(path.name, "a difference ControlNet: its weights are offsets from a base model's "

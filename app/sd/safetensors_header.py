@@ -5,8 +5,18 @@ import struct
 MAX_HEADER = 100 * 1024 * 1024
 
 
-def read_header(path):
-    """The header as a dict; ValueError when the file is not a valid safetensors file."""
+def read_header(path, fail=None):
+    """The header as a dict; ValueError when the file is not a valid safetensors file, or
+    fail(reason) (an exception to raise instead) when given."""
+    try:
+        return _read(path)
+    except ValueError as e:
+        if fail is None:
+            raise
+        raise fail(str(e)) from None
+
+
+def _read(path):
     with open(path, "rb") as f:
         head = f.read(8)
         size = struct.unpack("<Q", head)[0] if len(head) == 8 else 0

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from latentloom.app.core.errors import UserError
 from latentloom.app.paths import RESOURCES
+from latentloom.app.sd.safetensors_header import read_header
 
 CONFIG_DIR = RESOURCES / "sd15" / "vae"
 LDM_KEY = "decoder.conv_in.weight"
@@ -14,14 +15,6 @@ LDM_KEY = "decoder.conv_in.weight"
 
 def _bad(name, why):
     return UserError(f"param 'path': {name} is not an SD 1.x VAE ({why})")
-
-
-def _keys(path):
-    from latentloom.app.sd.safetensors_header import read_header
-    try:
-        return read_header(path)
-    except ValueError as e:
-        raise _bad(path.name, str(e)) from None
 
 
 def _folder(path):
@@ -44,7 +37,7 @@ def read(path, dtype):
         if path.suffix.lower() != ".safetensors":
             raise UserError(f"param 'path': {path.name}: unsupported VAE file type (use .safetensors or a "
                             "diffusers folder; .pt/.ckpt files can run code when loaded)")
-        header = _keys(path)
+        header = read_header(path, lambda why: _bad(path.name, why))
         if not any(k.endswith(LDM_KEY) for k in header):
             raise _bad(path.name, f"no {LDM_KEY}")
         load = lambda: AutoencoderKL.from_single_file(  # noqa: E731
