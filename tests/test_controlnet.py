@@ -350,18 +350,26 @@ def test_changing_strength_reruns_only_the_sampler_and_after(engine, tiny_dir, n
                                            "noise", "scheduler"])
 
 
-def test_mask_limits_the_control(engine, tiny_dir, nets):
-    def masked(value):
+@pytest.mark.parametrize("sampling", ["diffusers", "comfyui"])
+def test_mask_limits_the_control(engine, tiny_dir, nets, sampling):
+    sets = {"latent.width": SIZE, "latent.height": SIZE}
+    if sampling == "comfyui":
+        sets.update({"scheduler.sampling": "comfyui", "scheduler.sigmas": "karras"})
+
+    def controlled(value):
         def edit(doc):
             link = control_source(doc)
-            doc["nodes"]["ctl_mask"] = {"type": "SolidMask", "params": {"value": value, "width": SIZE, "height": SIZE}}
-            add_control(doc, nets[0], link, name="apply0", cn_name="cn0", mask_link=["ctl_mask", "mask"])
-        return workflow("txt2img.json", tiny_dir, {"latent.width": SIZE, "latent.height": SIZE}, edit)
-    full = saved(engine.run(masked(1.0)))[0]
-    none = saved(engine.run(masked(0.0)))[0]
-    assert np.array_equal(full, saved(engine.run(txt2img(nets, tiny_dir)))[0])
-    assert np.array_equal(none, saved(engine.run(workflow("txt2img.json", tiny_dir,
-                                                          {"latent.width": SIZE, "latent.height": SIZE})))[0])
+            mask = None
+            if value is not None:
+                doc["nodes"]["ctl_mask"] = {"type": "SolidMask", "params": {"value": value, "width": SIZE,
+                                                                            "height": SIZE}}
+                mask = ["ctl_mask", "mask"]
+            add_control(doc, nets[0], link, name="apply0", cn_name="cn0", mask_link=mask)
+        return workflow("txt2img.json", tiny_dir, sets, edit)
+    full, none, plain = (saved(engine.run(controlled(v)))[0] for v in (1.0, 0.0, None))
+    assert np.array_equal(full, plain)
+    assert np.array_equal(none, saved(engine.run(workflow("txt2img.json", tiny_dir, sets)))[0])
+    assert not np.array_equal(full, none)
 
 
 def test_lowvram_keeps_the_controlnet_beside_the_unet(engine, tiny_dir, nets, tmp_path):
