@@ -134,11 +134,13 @@ def _sampler(b, cid, advanced=False):
     return [Ref(cid, "latent")]
 
 
-def _one(type, params, inputs, out):
-    """A node that maps 1:1: params {ours: theirs}, inputs {ours: theirs}, outputs [ours]."""
+def _one(type, params, inputs, out, fixed=None):
+    """A node that maps 1:1: params {ours: theirs}, inputs {ours: theirs}, outputs [ours];
+    fixed: params of ours set to constants."""
     def build(b, cid):
         values = {ours: b.value(cid, theirs) for ours, theirs in params.items()
                   if b.prompt[cid]["inputs"].get(theirs) is not None}
+        values.update(fixed or {})
         b.add(cid, type, values, {ours: b.ref(cid, theirs) for ours, theirs in inputs.items()}, cid)
         return [Ref(cid, port) for port in out]
     return build
@@ -227,6 +229,36 @@ def _save(b, cid, preview=False):
     return []
 
 
+COMFY_VAES = {"taesd": "TAESD preview", "taesdxl": "TAESD preview", "taesd3": "TAESD preview",
+              "taef1": "TAESD preview", "pixel_space": "pixel-space pass-through"}
+
+
+def _vae_loader(b, cid):
+    name = b.value(cid, "vae_name", "")
+    if name in COMFY_VAES:
+        b.problems.append(Problem(cid, "input 'vae_name'", f"{name!r} is ComfyUI's built-in "
+                                  f"{COMFY_VAES[name]} autoencoder, not a VAE file; Latent Loom has no "
+                                  "equivalent: pick a VAE file from models/vae/"))
+    b.add(cid, "LoadVAE", {"path": name}, cid=cid)
+    return [Ref(cid, "vae")]
+
+
+def _image_to_mask(b, cid):
+    channel = b.value(cid, "channel", "red")
+    if channel == "alpha":  # ComfyUI's IMAGEs are RGB: its own node fails on them
+        b.problems.append(Problem(cid, "input 'channel'", "ComfyUI's images have no alpha channel (use "
+                                  "LoadImage's mask, or LoadImageMask with channel alpha)"))
+    b.add(cid, "ImageToMask", {"channel": channel}, {"image": b.ref(cid, "image")}, cid)
+    return [Ref(cid, "mask")]
+
+
+def _grow_mask(b, cid):
+    tapered = b.value(cid, "tapered_corners", True)
+    b.add(cid, "GrowMask", {"pixels": b.value(cid, "expand", 0), "shape": "diamond" if tapered else "square"},
+          {"mask": b.ref(cid, "mask")}, cid)
+    return [Ref(cid, "mask")]
+
+
 MAPPERS = {
     "CheckpointLoaderSimple": _checkpoint,
     "CLIPTextEncode": _text,
@@ -257,6 +289,17 @@ MAPPERS = {
                                                         "end": "end_percent"},
                                     {"positive": "positive", "negative": "negative", "controlnet": "control_net",
                                      "image": "image"}, ["positive", "negative"]),
+    "VAELoader": _vae_loader,
+    "ImageInvert": _one("Invert", {}, {"image": "image"}, ["image"], fixed={"precision": "float"}),
+    "InvertMask": _one("InvertMask", {}, {"mask": "mask"}, ["mask"]),
+    "SolidMask": _one("SolidMask", {"value": "value", "width": "width", "height": "height"}, {}, ["mask"]),
+    "ThresholdMask": _one("ThresholdMask", {"value": "value"}, {"mask": "mask"}, ["mask"], fixed={"strict": True}),
+    "ImageToMask": _image_to_mask,
+    "MaskToImage": _one("MaskToImage", {}, {"mask": "mask"}, ["image"]),
+    "LoadImageMask": _one("LoadMask", {"path": "image", "channel": "channel"}, {}, ["mask"]),
+    "ImageFromBatch": _one("ImageFromBatch", {"index": "batch_index", "length": "length"}, {"image": "image"},
+                           ["image"]),
+    "GrowMask": _grow_mask,
 }
 
 

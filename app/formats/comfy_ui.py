@@ -35,6 +35,13 @@ WIDGETS = {
     "ControlNetApply": ["strength"],
     "ControlNetApplyAdvanced": ["strength", "start_percent", "end_percent"],
     "RescaleCFG": ["multiplier"],
+    "VAELoader": ["vae_name"],
+    "SolidMask": ["value", "width", "height"],
+    "ThresholdMask": ["value"],
+    "ImageToMask": ["channel"],
+    "LoadImageMask": ["image", "channel", "upload"],
+    "ImageFromBatch": ["batch_index", "length"],
+    "GrowMask": ["expand", "tapered_corners"],
 }
 NOT_INPUTS = {AFTER_SEED, "upload"}
 
