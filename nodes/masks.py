@@ -1,5 +1,5 @@
 """Masks: 1 (white) = repaint, 0 = keep. A batch of 1 is repeated to match a batch of N."""
-from latentloom.app.core.spec import Choice, File, Float, In, Int, Out
+from latentloom.app.core.spec import Bool, Choice, File, Float, In, Int, Out
 from latentloom.app.core.types import IMAGE, MASK
 from latentloom.nodes.base import node
 from latentloom.nodes.imageops import IMAGE_EXTENSIONS
@@ -54,13 +54,15 @@ def invert_mask(ctx, mask):
 
 
 @node("ThresholdMask", "mask",
-      "Make a mask hard: values >= value become 1, the rest 0.",
+      "Make a mask hard: values >= value (> value when strict) become 1, the rest 0.",
       inputs=[In("mask", MASK)],
       outputs=[Out("mask", MASK)],
-      params=[Float("value", 0.5, "The threshold.", min=0.0, max=1.0)])
-def threshold_mask(ctx, mask, value):
+      params=[Float("value", 0.5, "The threshold.", min=0.0, max=1.0),
+              Bool("strict", False, "Only values above the threshold become 1 (as ComfyUI's ThresholdMask).")])
+def threshold_mask(ctx, mask, value, strict=False):
     from latentloom.app.sd import masks
-    return (masks.as_mask(mask) >= value).float()
+    mask = masks.as_mask(mask)
+    return (mask > value if strict else mask >= value).float()
 
 
 @node("GrowMask", "mask",
@@ -69,8 +71,9 @@ def threshold_mask(ctx, mask, value):
       inputs=[In("mask", MASK)],
       outputs=[Out("mask", MASK)],
       params=[Int("pixels", 8, "How far to grow; negative shrinks.", min=-512, max=512),
-              Choice("shape", ["square", "round"], help="Filter shape: square is a (2p+1)x(2p+1) box "
-                     "(corners grow diagonally too); round is a disk of radius p.")])
+              Choice("shape", ["square", "round", "diamond"], help="Filter shape: square is a (2p+1)x(2p+1) "
+                     "box (corners grow diagonally too); round is a disk of radius p; diamond: |dx| + |dy| <= p "
+                     "(ComfyUI's GrowMask with tapered_corners).")])
 def grow_mask(ctx, mask, pixels, shape):
     from latentloom.app.sd import masks
     return masks.grow(mask, pixels, shape, ctx.check_cancel)

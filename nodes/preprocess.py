@@ -1,5 +1,5 @@
 """Control images for ControlNets: edge, line, scribble and depth maps."""
-from latentloom.app.core.spec import File, Float, In, Int, Out
+from latentloom.app.core.spec import Choice, File, Float, In, Int, Out
 from latentloom.app.core.types import IMAGE
 from latentloom.nodes.base import node
 
@@ -48,8 +48,12 @@ def scribble(ctx, image, threshold, thickness):
 @node("Invert", "controlnet",
       "Invert an image (black lines on white <-> white lines on black).",
       inputs=[In("image", IMAGE)],
-      outputs=[Out("image", IMAGE)])
-def invert(ctx, image):
+      outputs=[Out("image", IMAGE)],
+      params=[Choice("precision", ["8bit", "float"], help="8bit: round to 8 bits, then invert (as OpenCV); "
+                     "float: 1 - image, unrounded (ComfyUI's ImageInvert).")])
+def invert(ctx, image, precision="8bit"):
+    if precision == "float":
+        return 1.0 - image
     from latentloom.app.sd import control_images
     return control_images.invert(image)
 

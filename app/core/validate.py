@@ -20,8 +20,9 @@ def validate(wf, catalog):
 def _unknown(node):
     if node.type.startswith("comfyui:"):
         title = node.ui.get("title")
+        why = node.ui.get("unsupported_because")
         return (f"unsupported ComfyUI node {node.type[8:]!r}" + (f" (title {title!r})" if title else "")
-                + ": Latent Loom has no equivalent yet")
+                + (f": {why}" if isinstance(why, str) and why else ": Latent Loom has no equivalent yet"))
     return f"unknown node type {node.type!r}"
 
 

@@ -103,6 +103,23 @@ def _scale(kind):
     return export
 
 
+def _choice(theirs, name, allowed, param):
+    """An exporter for a node whose `param` has ComfyUI equivalents only for some values."""
+    def export(e, nid, p):
+        if p[param] not in allowed:
+            e.problems.append(Problem(nid, f"param {param!r}", f"ComfyUI's {theirs} has no {p[param]!r}"))
+            return
+        e.add(nid, theirs, *name(p))
+    return export
+
+
+def _threshold(e, nid, p):
+    if not p["strict"]:
+        e.notes.append(f"node {nid!r}: ComfyUI's ThresholdMask keeps only values above the threshold "
+                       "(strict), so a value equal to it becomes 0 there")
+    e.add(nid, "ThresholdMask", {"value": p["value"]}, [("mask", "mask")])
+
+
 EXPORTERS = {
     "LoadCheckpoint": lambda e, nid, p: e.add(nid, "CheckpointLoaderSimple", {"ckpt_name": p["path"]}),
     "TextEncode": _text,
@@ -126,6 +143,20 @@ EXPORTERS = {
     "ApplyControlNet": lambda e, nid, p: e.add(nid, "ControlNetApplyAdvanced", {
         "strength": p["strength"], "start_percent": p["start"], "end_percent": p["end"]},
         [("positive", "positive"), ("negative", "negative"), ("control_net", "controlnet"), ("image", "image")]),
+    "LoadVAE": lambda e, nid, p: e.add(nid, "VAELoader", {"vae_name": p["path"]}),
+    "Invert": _choice("ImageInvert", lambda p: ({}, [("image", "image")]), ("float",), "precision"),
+    "InvertMask": lambda e, nid, p: e.add(nid, "InvertMask", {}, [("mask", "mask")]),
+    "MaskToImage": lambda e, nid, p: e.add(nid, "MaskToImage", {}, [("mask", "mask")]),
+    "SolidMask": lambda e, nid, p: e.add(nid, "SolidMask", {k: p[k] for k in ("value", "width", "height")}),
+    "ThresholdMask": _threshold,
+    "ImageToMask": _choice("ImageToMask", lambda p: ({"channel": p["channel"]}, [("image", "image")]),
+                           ("red", "green", "blue"), "channel"),
+    "LoadMask": _choice("LoadImageMask", lambda p: ({"image": p["path"], "channel": p["channel"]}, []),
+                        ("red", "green", "blue", "alpha"), "channel"),
+    "ImageFromBatch": lambda e, nid, p: e.add(nid, "ImageFromBatch", {"batch_index": p["index"], "length": p["length"]},
+                                              [("image", "image")]),
+    "GrowMask": _choice("GrowMask", lambda p: ({"expand": p["pixels"], "tapered_corners": p["shape"] == "diamond"},
+                                               [("mask", "mask")]), ("square", "diamond"), "shape"),
 }
 
 

@@ -5,11 +5,12 @@ Ids and titles survive (KSampler "3" becomes Sampler "3" + LatentNoise "3.noise"
 "3.scheduler"). A class_type we do not map becomes a "comfyui:<class_type>" node that keeps its
 inputs and links, so validation names it and converting back keeps it.
 """
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from latentloom.app.core.workflow import FORMAT, VERSION, Problem, WorkflowError
 
 UNSUPPORTED = "comfyui:"
+WHY = "unsupported_because"  # ui key of a kept node: why it does not map
 MAX_NODES = 5000
 
 
@@ -19,6 +20,15 @@ class Ref:
     port: str
     skip: int = 0   # clip refs: CLIPSetLastLayer upstream (our clip_skip)
     rescale: float = 0.0  # model refs: RescaleCFG upstream (our Sampler's guidance_rescale)
+
+
+@dataclass(frozen=True)
+class Folded(Ref):
+    """A ComfyUI node that becomes no node of ours (KSamplerSelect, BasicScheduler, RandomNoise,
+    DisableNoise, CFGGuider, BasicGuider): its values go into the custom sampler that reads it.
+    Any other node that links to it gets it kept as an unsupported node."""
+    kind: str = ""
+    data: dict = field(default=None, compare=False)
 
 
 def is_link(value):
@@ -45,7 +55,16 @@ class Builder:
         for port, ref in (inputs or {}).items():
             if ref is not None:
                 node["inputs"][port] = [ref.node, ref.port]
+                if isinstance(ref, Folded) and ref.node not in self.nodes:
+                    self.keep(ref.node, f"{self.prompt[ref.node]['class_type']} maps only as an input of a "
+                                        "SamplerCustom or SamplerCustomAdvanced that Latent Loom can run")
         return node
+
+    def keep(self, cid, why):
+        """Keep cid as an unsupported node after all (its inputs' problems were reported once)."""
+        n = len(self.problems)
+        _unsupported(self, cid, why)
+        del self.problems[n:]
 
     def ref(self, cid, name, required=True):
         """The Ref a ComfyUI input links to (None when unlinked)."""
@@ -134,11 +153,13 @@ def _sampler(b, cid, advanced=False):
     return [Ref(cid, "latent")]
 
 
-def _one(type, params, inputs, out):
-    """A node that maps 1:1: params {ours: theirs}, inputs {ours: theirs}, outputs [ours]."""
+def _one(type, params, inputs, out, fixed=None):
+    """A node that maps 1:1: params {ours: theirs}, inputs {ours: theirs}, outputs [ours];
+    fixed: params of ours set to constants."""
     def build(b, cid):
         values = {ours: b.value(cid, theirs) for ours, theirs in params.items()
                   if b.prompt[cid]["inputs"].get(theirs) is not None}
+        values.update(fixed or {})
         b.add(cid, type, values, {ours: b.ref(cid, theirs) for ours, theirs in inputs.items()}, cid)
         return [Ref(cid, port) for port in out]
     return build
@@ -227,6 +248,118 @@ def _save(b, cid, preview=False):
     return []
 
 
+COMFY_VAES = {"taesd": "TAESD preview", "taesdxl": "TAESD preview", "taesd3": "TAESD preview",
+              "taef1": "TAESD preview", "pixel_space": "pixel-space pass-through"}
+
+
+def _vae_loader(b, cid):
+    name = b.value(cid, "vae_name", "")
+    if name in COMFY_VAES:
+        b.problems.append(Problem(cid, "input 'vae_name'", f"{name!r} is ComfyUI's built-in "
+                                  f"{COMFY_VAES[name]} autoencoder, not a VAE file; Latent Loom has no "
+                                  "equivalent: pick a VAE file from models/vae/"))
+    b.add(cid, "LoadVAE", {"path": name}, cid=cid)
+    return [Ref(cid, "vae")]
+
+
+def _image_to_mask(b, cid):
+    channel = b.value(cid, "channel", "red")
+    if channel == "alpha":  # ComfyUI's IMAGEs are RGB: its own node fails on them
+        b.problems.append(Problem(cid, "input 'channel'", "ComfyUI's images have no alpha channel (use "
+                                  "LoadImage's mask, or LoadImageMask with channel alpha)"))
+    b.add(cid, "ImageToMask", {"channel": channel}, {"image": b.ref(cid, "image")}, cid)
+    return [Ref(cid, "mask")]
+
+
+def _grow_mask(b, cid):
+    tapered = b.value(cid, "tapered_corners", True)
+    b.add(cid, "GrowMask", {"pixels": b.value(cid, "expand", 0), "shape": "diamond" if tapered else "square"},
+          {"mask": b.ref(cid, "mask")}, cid)
+    return [Ref(cid, "mask")]
+
+
+def _folded(kind, build):
+    def mapper(b, cid):
+        return [Folded(cid, "0", kind=kind, data=build(b, cid))]
+    return mapper
+
+
+FOLDED = {
+    "KSamplerSelect": _folded("sampler", lambda b, cid: {"name": b.value(cid, "sampler_name", "euler")}),
+    "BasicScheduler": _folded("sigmas", lambda b, cid: {
+        "model": b.ref(cid, "model"), "scheduler": b.value(cid, "scheduler", "normal"),
+        "steps": b.value(cid, "steps", 20), "denoise": b.value(cid, "denoise", 1.0)}),
+    "RandomNoise": _folded("noise", lambda b, cid: {"seed": b.value(cid, "noise_seed", 0), "add": True}),
+    "DisableNoise": _folded("noise", lambda b, cid: {"seed": 0, "add": False}),  # its seed is 0
+    "CFGGuider": _folded("guider", lambda b, cid: {
+        "model": b.ref(cid, "model"), "positive": b.ref(cid, "positive"), "negative": b.ref(cid, "negative"),
+        "cfg": b.value(cid, "cfg", 8.0)}),
+    "BasicGuider": _folded("guider", lambda b, cid: {  # cfg 1: the negative is never used
+        "model": b.ref(cid, "model"), "positive": b.ref(cid, "conditioning"),
+        "negative": b.ref(cid, "conditioning"), "cfg": 1.0}),
+}
+FOLDS_FROM = {"sampler": "KSamplerSelect", "sigmas": "BasicScheduler", "noise": "RandomNoise or DisableNoise",
+              "guider": "CFGGuider or BasicGuider"}
+DROP_PENULTIMATE = ("dpm_2", "dpm_2_ancestral", "uni_pc", "uni_pc_bh2")  # as app/sd/comfy/schedules.py
+
+
+def _unfoldable(b, cid, ports):
+    """Why this custom sampler cannot become LatentNoise + Scheduler + Sampler (None when it can)."""
+    for port in ports:
+        value = b.prompt[cid]["inputs"].get(port)
+        src = str(value[0]) if is_link(value) else None
+        first = (b.out.get(src) or [None])[0] if src in b.prompt else None
+        if src in b.prompt and not (isinstance(first, Folded) and first.kind == port):
+            return f"input {port!r} comes from {b.prompt[src]['class_type']}; only {FOLDS_FROM[port]} maps here"
+    users = [u for u, e in b.prompt.items() for v in e["inputs"].values()
+             if is_link(v) and str(v[0]) == cid and v[1] == 1]
+    if users:
+        return (f"its output 'denoised_output' (used by node {users[0]!r}) is not supported: Latent Loom's "
+                "Sampler gives only the final latent ('output')")
+    return None
+
+
+def _custom_sampler(b, cid, advanced=False):
+    """SamplerCustom(Advanced) fed by KSamplerSelect and BasicScheduler (and, advanced, RandomNoise /
+    DisableNoise and CFGGuider / BasicGuider) renders as KSampler: the same noise, sigmas and loop."""
+    ports = ("noise", "guider", "sampler", "sigmas") if advanced else ("sampler", "sigmas")
+    why = _unfoldable(b, cid, ports)
+    if why is None:
+        refs = {port: b.ref(cid, port) for port in ports}
+        if None in refs.values():
+            return [None, None]  # a missing link, reported by b.ref
+        folded = {port: ref.data for port, ref in refs.items()}
+        name = folded["sampler"]["name"]
+        if name in DROP_PENULTIMATE:
+            why = (f"input 'sampler': {name!r} with BasicScheduler's sigmas keeps the penultimate sigma that "
+                   "KSampler drops for it; Latent Loom's comfyui sampling always drops it")
+    if why:
+        return _unsupported(b, cid, why)
+    sigmas = folded["sigmas"]
+    if advanced:
+        guider, noise = folded["guider"], folded["noise"]
+        model, positive, negative, cfg = guider["model"], guider["positive"], guider["negative"], guider["cfg"]
+        seed, add_noise = noise["seed"], noise["add"]
+    else:
+        model, positive, negative = b.ref(cid, "model"), b.ref(cid, "positive"), b.ref(cid, "negative")
+        cfg, seed, add_noise = b.value(cid, "cfg", 8.0), b.value(cid, "noise_seed", 0), b.value(cid, "add_noise", True)
+        if not isinstance(add_noise, bool):
+            b.problems.append(Problem(cid, "input 'add_noise'", f"expected true or false, got {add_noise!r}"))
+    b.add(f"{cid}.noise", "LatentNoise", {"seed": seed})
+    sched = {"name": name, "sigmas": sigmas["scheduler"], "sampling": "comfyui"}
+    if add_noise is False:
+        sched["add_noise"] = False
+    smodel = sigmas["model"]
+    b.add(f"{cid}.scheduler", "Scheduler", sched, {"model": smodel and Ref(smodel.node, smodel.port)})
+    params = {"steps": sigmas["steps"], "cfg": cfg, "denoise": sigmas["denoise"]}
+    if model and model.rescale:
+        params["guidance_rescale"] = model.rescale
+    b.add(cid, "Sampler", params, {
+        "model": model, "positive": positive, "negative": negative, "latent": b.ref(cid, "latent_image"),
+        "noise": Ref(f"{cid}.noise", "noise"), "scheduler": Ref(f"{cid}.scheduler", "scheduler")}, cid)
+    return [Ref(cid, "latent"), None]
+
+
 MAPPERS = {
     "CheckpointLoaderSimple": _checkpoint,
     "CLIPTextEncode": _text,
@@ -257,11 +390,26 @@ MAPPERS = {
                                                         "end": "end_percent"},
                                     {"positive": "positive", "negative": "negative", "controlnet": "control_net",
                                      "image": "image"}, ["positive", "negative"]),
+    "VAELoader": _vae_loader,
+    "ImageInvert": _one("Invert", {}, {"image": "image"}, ["image"], fixed={"precision": "float"}),
+    "InvertMask": _one("InvertMask", {}, {"mask": "mask"}, ["mask"]),
+    "SolidMask": _one("SolidMask", {"value": "value", "width": "width", "height": "height"}, {}, ["mask"]),
+    "ThresholdMask": _one("ThresholdMask", {"value": "value"}, {"mask": "mask"}, ["mask"], fixed={"strict": True}),
+    "ImageToMask": _image_to_mask,
+    "MaskToImage": _one("MaskToImage", {}, {"mask": "mask"}, ["image"]),
+    "LoadImageMask": _one("LoadMask", {"path": "image", "channel": "channel"}, {}, ["mask"]),
+    "ImageFromBatch": _one("ImageFromBatch", {"index": "batch_index", "length": "length"}, {"image": "image"},
+                           ["image"]),
+    "GrowMask": _grow_mask,
+    **FOLDED,
+    "SamplerCustom": _custom_sampler,
+    "SamplerCustomAdvanced": lambda b, cid: _custom_sampler(b, cid, advanced=True),
 }
 
 
-def _unsupported(b, cid):
-    """Keep the node as it is: literal inputs as params, links as inputs named like ComfyUI's."""
+def _unsupported(b, cid, why=None):
+    """Keep the node as it is: literal inputs as params, links as inputs named like ComfyUI's;
+    why: what validation says instead of "no equivalent yet"."""
     entry = b.prompt[cid]
     params, links = {}, {}
     for name, value in entry["inputs"].items():
@@ -269,7 +417,9 @@ def _unsupported(b, cid):
             links[name] = b.ref(cid, name)
         else:
             params[name] = value
-    b.add(cid, UNSUPPORTED + entry["class_type"], params, links, cid)
+    node = b.add(cid, UNSUPPORTED + entry["class_type"], params, links, cid)
+    if why:
+        node.setdefault("ui", {})[WHY] = why
     return [Ref(cid, str(i)) for i in range(entry.get("_outputs", 8))]
 
 

@@ -35,6 +35,18 @@ WIDGETS = {
     "ControlNetApply": ["strength"],
     "ControlNetApplyAdvanced": ["strength", "start_percent", "end_percent"],
     "RescaleCFG": ["multiplier"],
+    "VAELoader": ["vae_name"],
+    "SolidMask": ["value", "width", "height"],
+    "ThresholdMask": ["value"],
+    "ImageToMask": ["channel"],
+    "LoadImageMask": ["image", "channel", "upload"],
+    "ImageFromBatch": ["batch_index", "length"],
+    "GrowMask": ["expand", "tapered_corners"],
+    "KSamplerSelect": ["sampler_name"],
+    "BasicScheduler": ["scheduler", "steps", "denoise"],
+    "RandomNoise": ["noise_seed", AFTER_SEED],
+    "CFGGuider": ["cfg"],
+    "SamplerCustom": ["add_noise", "noise_seed", AFTER_SEED, "cfg"],
 }
 NOT_INPUTS = {AFTER_SEED, "upload"}
 

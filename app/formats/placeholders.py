@@ -68,7 +68,9 @@ def data_lines(node):
 def describe(node):
     ctype, given = class_type(node.type), node.ui.get("title")
     named = f" (title {given!r})" if isinstance(given, str) and given else ""
-    lines = [f"Unsupported ComfyUI node {ctype!r}{named}: Latent Loom has no equivalent yet, "
+    why = node.ui.get("unsupported_because")
+    why = why if isinstance(why, str) and why else "Latent Loom has no equivalent yet"
+    lines = [f"Unsupported ComfyUI node {ctype!r}{named}: {why}, "
              "so the workflow cannot run while it is here.",
              "It keeps its data and links: saving keeps it, and `latentloom convert --to comfyui-api` "
              "gives it back as it came."]

@@ -142,7 +142,8 @@ def mask_to_image(mask):
 def grow(mask, pixels, shape="square", check=None):
     """Max filter (grow) or min filter (pixels < 0, shrink); pixels outside the image are ignored.
 
-    square: a (2r+1) x (2r+1) box. round: a disk of radius r (x^2 + y^2 <= r^2).
+    square: a (2r+1) x (2r+1) box. round: a disk of radius r (x^2 + y^2 <= r^2). diamond:
+    |x| + |y| <= r, as r passes of a 3x3 cross (exact for any values; the cost grows with r).
     The cost does not grow with r: a separable running max for the box; one Euclidean distance
     transform per distinct mask value for the disk (values are taken in 1/255 steps when a mask
     has more than 256). check() is called between passes (cancellation).
@@ -177,6 +178,12 @@ def _dilate_all(x, r, shape, check):
     check()
     if shape == "square":  # mode "nearest" repeats the edge, which never adds a new maximum
         return ndimage.maximum_filter(x, size=2 * r + 1, mode="nearest")
+    if shape == "diamond":
+        cross = ndimage.generate_binary_structure(2, 1)
+        for _ in range(r):
+            check()
+            x = ndimage.maximum_filter(x, footprint=cross, mode="nearest")
+        return x
     levels = np.unique(x)
     if len(levels) > 256:
         x = np.round(x * 255) / 255
