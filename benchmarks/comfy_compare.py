@@ -51,7 +51,10 @@ def cases():
             dict(BASE, name="dpmpp_2m-karras-two-pass-advanced", sampler="dpmpp_2m", scheduler="karras",
                  second="two_pass"),
             dict(BASE, name="euler_ancestral-normal-hires-latent", sampler="euler_ancestral", scheduler="normal",
-                 second="hires")]
+                 second="hires"),
+            dict(BASE, name="uni_pc-karras-samplercustom", sampler="uni_pc", scheduler="karras", custom=True),
+            dict(BASE, name="dpmpp_sde-normal-samplercustom-denoise", sampler="dpmpp_sde", scheduler="normal",
+                 custom=True, source="vae", denoise=0.7)]
     out += [dict(BASE, name="dpmpp_2m-karras-img2img", sampler="dpmpp_2m", scheduler="karras", source="vae",
                  denoise=0.6),
             dict(BASE, name="euler-normal-inpaint-vaeencodeforinpaint", sampler="euler", scheduler="normal",
@@ -175,6 +178,15 @@ def api_prompt(case, work=None):
         p["3"]["inputs"]["positive"], p["3"]["inputs"]["negative"] = ["31", 0], ["31", 1]
     if case.get("second"):
         _second_pass(p, case)
+    if case.get("custom"):
+        first = p["3"]["inputs"]
+        p["35"] = {"class_type": "KSamplerSelect", "inputs": {"sampler_name": case["sampler"]}}
+        p["36"] = {"class_type": "BasicScheduler", "inputs": {"model": first["model"], "scheduler": case["scheduler"],
+                                                              "steps": case["steps"], "denoise": first["denoise"]}}
+        p["3"] = {"class_type": "SamplerCustom", "inputs": {
+            "model": first["model"], "add_noise": True, "noise_seed": case["seed"], "cfg": case["cfg"],
+            "positive": first["positive"], "negative": first["negative"], "sampler": ["35", 0], "sigmas": ["36", 0],
+            "latent_image": first["latent_image"]}}
     return p
 
 

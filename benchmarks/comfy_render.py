@@ -58,7 +58,12 @@ def render(nodes, model, clip, vae, case, out, np, Image, work):
     if case.get("source"):
         pos, neg, latent = source(nodes, vae, pos, neg, case["source"], work)
     args = (case["steps"], case["cfg"], case["sampler"], case["scheduler"], pos, neg)
-    if case.get("second") == "two_pass":
+    if case.get("custom"):
+        from comfy_extras.nodes_custom_sampler import BasicScheduler, KSamplerSelect, SamplerCustom
+        sampler = KSamplerSelect().get_sampler(case["sampler"])[0]
+        sigmas = BasicScheduler().get_sigmas(model, case["scheduler"], case["steps"], case.get("denoise", 1.0))[0]
+        samples = SamplerCustom().sample(model, True, case["seed"], case["cfg"], pos, neg, sampler, sigmas, latent)[0]
+    elif case.get("second") == "two_pass":
         half = case["steps"] // 2
         first = nodes.KSamplerAdvanced().sample(model, "enable", case["seed"], *args, latent, 0, half, "enable")[0]
         samples = nodes.KSamplerAdvanced().sample(model, "disable", 0, *args, first, half, 10000, "disable")[0]

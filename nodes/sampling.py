@@ -6,7 +6,8 @@ from latentloom.app.sd.scheduler_table import SCHEDULERS, SIGMAS, SPACINGS, over
 from latentloom.nodes.base import node
 
 
-ADVANCED = {"add_noise": True, "start_at_step": 0, "end_at_step": 10000, "return_with_leftover_noise": False}
+ADVANCED = {"add_noise": True, "start_at_step": 0, "end_at_step": 10000, "return_with_leftover_noise": False,
+            "keep_penultimate": False}
 
 
 def _supported(params):
@@ -47,14 +48,17 @@ def _supported(params):
               Int("start_at_step", 0, "comfyui sampling: the first step of the schedule to run.", min=0, max=10000),
               Int("end_at_step", 10000, "comfyui sampling: stop before this step.", min=0, max=10000),
               Bool("return_with_leftover_noise", False, "comfyui sampling: when stopping early, keep the "
-                   "remaining noise instead of denoising fully at the last step.")],
+                   "remaining noise instead of denoising fully at the last step."),
+              Bool("keep_penultimate", False, "comfyui sampling: keep the penultimate sigma that KSampler "
+                   "drops for dpm_2, dpm_2_ancestral, uni_pc and uni_pc_bh2 (BasicScheduler's sigmas, as "
+                   "SamplerCustom runs them).")],
       check=_supported)
 def scheduler(ctx, model, name, sigmas, spacing, sampling, add_noise, start_at_step, end_at_step,
-              return_with_leftover_noise):
+              return_with_leftover_noise, keep_penultimate):
     if sampling == "comfyui":
         from latentloom.app.sd.comfy.handle import describe
         return describe(name, sigmas, ctx.env.scheduler_config(model), add_noise, start_at_step, end_at_step,
-                        return_with_leftover_noise)
+                        return_with_leftover_noise, keep_penultimate)
     from latentloom.app.sd import schedulers
     return schedulers.describe(name, ctx.env.scheduler_config(model), sigmas, spacing)
 

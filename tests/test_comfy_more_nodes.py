@@ -383,10 +383,28 @@ def test_other_samplers_guiders_and_noise_are_named():
 
 
 @pytest.mark.parametrize("sampler", ["dpm_2", "dpm_2_ancestral", "uni_pc", "uni_pc_bh2"])
-def test_samplers_whose_penultimate_sigma_ksampler_drops_are_named(sampler):
-    assert unsupported_problems(custom_prompt(sampler))[0] == (
-        f"node '3': unsupported ComfyUI node 'SamplerCustom': input 'sampler': {sampler!r} with BasicScheduler's "
-        "sigmas keeps the penultimate sigma that KSampler drops for it; Latent Loom's comfyui sampling always drops it")
+def test_samplers_whose_penultimate_sigma_ksampler_drops_keep_it_as_basic_scheduler_does(sampler, tmp_path):
+    from latentloom.app.cli import main
+    from latentloom.app.sd.comfy import schedules
+    n = mapped(custom_prompt(sampler, denoise=0.5))
+    assert n["3.scheduler"]["params"] == {"name": sampler, "sigmas": "karras", "sampling": "comfyui",
+                                          "keep_penultimate": True}
+    assert n["3"]["params"] == {"steps": 3, "cfg": 7.0, "denoise": 0.5}
+    ms = schedules.ModelSampling({})
+    # BasicScheduler: calculate_sigmas(int(steps / denoise)), the last steps + 1, nothing dropped
+    assert torch.equal(schedules.sigmas_for(ms, "karras", sampler, 3, 0.5, keep_penultimate=True),
+                       schedules.schedule(ms, "karras", 6)[-4:])
+    assert not torch.equal(schedules.sigmas_for(ms, "karras", sampler, 3, 0.5), schedules.schedule(ms, "karras", 6)[-4:])
+    src, ours, api = tmp_path / "api.json", tmp_path / "ours.json", tmp_path / "back.json"
+    src.write_text(json.dumps(custom_prompt(sampler, denoise=0.5)))
+    assert main(["convert", str(src), str(ours)]) == 0
+    assert main(["convert", str(ours), str(api), "--to", "comfyui-api"]) == 0
+    back = json.loads(api.read_text())
+    assert back["3"]["class_type"] == "SamplerCustom" and back["3.sampler"] == {
+        "class_type": "KSamplerSelect", "inputs": {"sampler_name": sampler}}
+    assert back["3.sigmas"] == {"class_type": "BasicScheduler", "inputs": {
+        "scheduler": "karras", "steps": 3, "denoise": 0.5, "model": ["4", 0]}}
+    assert without_ui(to_document(back)) == n
 
 
 def test_denoised_output_is_named():

@@ -7,10 +7,12 @@ Returns (prompt, notes): notes say what ComfyUI will render differently.
 """
 from latentloom.app.core.workflow import Problem, WorkflowError
 from latentloom.app.formats.comfy_import import UNSUPPORTED
+from latentloom.app.sd.comfy import DROP_PENULTIMATE
 
 OUTPUTS = {"LoadCheckpoint": ["model", "clip", "vae"], "LoadLoRA": ["model", "clip"], "LoadImage": ["image", "mask"],
            "ApplyControlNet": ["positive", "negative"]}
 ADVANCED = {"add_noise": True, "start_at_step": 0, "end_at_step": 10000, "return_with_leftover_noise": False}
+WINDOW = {k: v for k, v in ADVANCED.items() if k != "add_noise"}
 DIFFUSERS_NAMES = {"unipc": "uni_pc", "pndm": "euler"}
 
 
@@ -69,7 +71,15 @@ def _sampler(e, nid, p):
     common = {"steps": p["steps"], "cfg": p["cfg"], "sampler_name": name, "scheduler": sigmas}
     links = [("model", "model"), ("positive", "positive"), ("negative", "negative"), ("latent_image", "latent")]
     advanced = {k: sp.get(k, v) for k, v in ADVANCED.items()}
-    if advanced == ADVANCED:
+    window = {k: v for k, v in advanced.items() if k != "add_noise"} != WINDOW
+    custom = (sp.get("keep_penultimate") and name in DROP_PENULTIMATE) or (
+        not advanced["add_noise"] and p["denoise"] < 1.0 and not window)
+    if custom:
+        if window:
+            e.problems.append(Problem(nid, None, "SamplerCustom (keep_penultimate) has no start_at_step, "
+                                                 "end_at_step or return_with_leftover_noise"))
+        entry = _custom(e, nid, p, name, sigmas, noise.params["seed"], advanced["add_noise"], links)
+    elif advanced == ADVANCED:
         entry = e.add(nid, "KSampler", {"seed": noise.params["seed"], **common, "denoise": p["denoise"]}, links)
     else:
         if p["denoise"] < 1.0:
@@ -82,6 +92,18 @@ def _sampler(e, nid, p):
         e.prompt[f"{nid}.rescale"] = {"class_type": "RescaleCFG",
                                       "inputs": {"model": entry["inputs"]["model"], "multiplier": rescale}}
         entry["inputs"]["model"] = [f"{nid}.rescale", 0]
+
+
+def _custom(e, nid, p, name, sigmas, seed, add_noise, links):
+    """SamplerCustom fed by KSamplerSelect and BasicScheduler: the sigmas as they are (no drop)."""
+    sched_id = e.wf.nodes[nid].inputs["scheduler"][0]
+    scheduler = {"scheduler": sigmas, "steps": p["steps"], "denoise": p["denoise"]}
+    if "model" in e.wf.nodes[sched_id].inputs:
+        scheduler["model"] = e.link(sched_id, "model")
+    e.prompt[f"{nid}.sampler"] = {"class_type": "KSamplerSelect", "inputs": {"sampler_name": name}}
+    e.prompt[f"{nid}.sigmas"] = {"class_type": "BasicScheduler", "inputs": scheduler}
+    return e.add(nid, "SamplerCustom", {"add_noise": add_noise, "noise_seed": seed, "cfg": p["cfg"],
+                                        "sampler": [f"{nid}.sampler", 0], "sigmas": [f"{nid}.sigmas", 0]}, links)
 
 
 COMFY_METHODS = {"LatentUpscale": ("nearest-exact", "bilinear", "area", "bicubic", "bislerp"),

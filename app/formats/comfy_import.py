@@ -8,6 +8,7 @@ inputs and links, so validation names it and converting back keeps it.
 from dataclasses import dataclass, field, replace
 
 from latentloom.app.core.workflow import FORMAT, VERSION, Problem, WorkflowError
+from latentloom.app.sd.comfy import DROP_PENULTIMATE
 
 UNSUPPORTED = "comfyui:"
 WHY = "unsupported_because"  # ui key of a kept node: why it does not map
@@ -300,7 +301,6 @@ FOLDED = {
 }
 FOLDS_FROM = {"sampler": "KSamplerSelect", "sigmas": "BasicScheduler", "noise": "RandomNoise or DisableNoise",
               "guider": "CFGGuider or BasicGuider"}
-DROP_PENULTIMATE = ("dpm_2", "dpm_2_ancestral", "uni_pc", "uni_pc_bh2")  # as app/sd/comfy/schedules.py
 
 
 def _unfoldable(b, cid, ports):
@@ -330,9 +330,6 @@ def _custom_sampler(b, cid, advanced=False):
             return [None, None]  # a missing link, reported by b.ref
         folded = {port: ref.data for port, ref in refs.items()}
         name = folded["sampler"]["name"]
-        if name in DROP_PENULTIMATE:
-            why = (f"input 'sampler': {name!r} with BasicScheduler's sigmas keeps the penultimate sigma that "
-                   "KSampler drops for it; Latent Loom's comfyui sampling always drops it")
     if why:
         return _unsupported(b, cid, why)
     sigmas = folded["sigmas"]
@@ -349,6 +346,8 @@ def _custom_sampler(b, cid, advanced=False):
     sched = {"name": name, "sigmas": sigmas["scheduler"], "sampling": "comfyui"}
     if add_noise is False:
         sched["add_noise"] = False
+    if name in DROP_PENULTIMATE:  # BasicScheduler keeps the sigma KSampler drops for these
+        sched["keep_penultimate"] = True
     smodel = sigmas["model"]
     b.add(f"{cid}.scheduler", "Scheduler", sched, {"model": smodel and Ref(smodel.node, smodel.port)})
     params = {"steps": sigmas["steps"], "cfg": cfg, "denoise": sigmas["denoise"]}

@@ -17,6 +17,7 @@ class ComfySchedule(Handle):
     start_at_step: int = 0
     end_at_step: int = 10000
     return_with_leftover_noise: bool = False
+    keep_penultimate: bool = False
     comfyui = True
 
     @property
@@ -25,7 +26,7 @@ class ComfySchedule(Handle):
 
 
 def describe(sampler, scheduler, base_config, add_noise=True, start_at_step=0, end_at_step=10000,
-             return_with_leftover_noise=False):
+             return_with_leftover_noise=False, keep_penultimate=False):
     betas = {k: base_config[k] for k in BETA_KEYS if k in base_config}
     return ComfySchedule(sampler, scheduler, json.dumps(betas, sort_keys=True), add_noise, start_at_step,
-                         end_at_step, return_with_leftover_noise)
+                         end_at_step, return_with_leftover_noise, keep_penultimate)

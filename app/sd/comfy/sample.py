@@ -124,7 +124,7 @@ def sample(unet, positive, negative, latent, seed, handle, steps, cfg, denoise, 
         raise UserError(f"{handle.sampler!r} is not a ComfyUI sampler "
                         f"(those are: {', '.join(sorted(samplers.SAMPLERS))})")
     ms = schedules.ModelSampling(handle.config)
-    sigmas = schedules.sigmas_for(ms, handle.scheduler, handle.sampler, steps, denoise)
+    sigmas = schedules.sigmas_for(ms, handle.scheduler, handle.sampler, steps, denoise, handle.keep_penultimate)
     sigmas = window(sigmas, handle)
     if sigmas is None:
         return latent.samples

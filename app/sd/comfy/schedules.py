@@ -6,9 +6,8 @@ import scipy.stats
 import torch
 
 from latentloom.app.core.errors import UserError
+from latentloom.app.sd.comfy import DROP_PENULTIMATE
 
-# Samplers that ComfyUI runs on one more step with the penultimate sigma dropped.
-DROP_PENULTIMATE = {"dpm_2", "dpm_2_ancestral", "uni_pc", "uni_pc_bh2"}
 
 
 class ModelSampling:
@@ -118,11 +117,12 @@ def schedule(ms, name, steps):
     return table[name](ms, steps)
 
 
-def sigmas_for(ms, scheduler, sampler, steps, denoise=1.0):
+def sigmas_for(ms, scheduler, sampler, steps, denoise=1.0, keep_penultimate=False):
     """KSampler's sigmas: one more step with the penultimate dropped for some samplers, and
-    denoise < 1 builds int(steps / denoise) steps and keeps the last `steps`."""
+    denoise < 1 builds int(steps / denoise) steps and keeps the last `steps`.
+    keep_penultimate: BasicScheduler's sigmas (SamplerCustom), which never drop it."""
     def calc(n):
-        drop = sampler in DROP_PENULTIMATE
+        drop = sampler in DROP_PENULTIMATE and not keep_penultimate
         sig = schedule(ms, scheduler, n + 1 if drop else n)
         return torch.cat([sig[:-2], sig[-1:]]) if drop else sig
     if denoise is None or denoise > 0.9999:
