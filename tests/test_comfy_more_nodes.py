@@ -452,3 +452,14 @@ def test_basic_guider_renders_ksampler_at_cfg_1_on_the_tiny_model(tmp_path, tiny
                                               advanced_prompt("euler", "normal", guider="BasicGuider"),
                                               ksampler_prompt("euler", "normal", cfg=3.0)])
     assert np.array_equal(k, b) and not np.array_equal(k, other)
+
+
+def test_custom_sampler_without_noise_and_with_denoise_exports_as_samplercustom(tmp_path):
+    from latentloom.app.cli import main
+    src, ours, api = tmp_path / "api.json", tmp_path / "ours.json", tmp_path / "back.json"
+    src.write_text(json.dumps(custom_prompt(denoise=0.6, add_noise=False)))
+    assert main(["convert", str(src), str(ours)]) == 0
+    assert main(["convert", str(ours), str(api), "--to", "comfyui-api"]) == 0
+    back = json.loads(api.read_text())
+    assert back["3"]["class_type"] == "SamplerCustom" and back["3"]["inputs"]["add_noise"] is False
+    assert without_ui(to_document(back)) == mapped(custom_prompt(denoise=0.6, add_noise=False))
