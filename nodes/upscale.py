@@ -18,10 +18,16 @@ def _size_params(multiple):
 
 def _check(multiple):
     def check(params):
+        if params.get("rounding") == "comfyui":  # floored to the latent grid when run
+            return []
         return [(k, f"{params[k]} is not a multiple of {multiple}") for k in ("width", "height") if params[k] % multiple]
     return check
 
 
+ROUNDING = Choice("rounding", ["nearest", "comfyui"], help="With width or height given: nearest: a side "
+                  "given as 0 keeps the aspect ratio, rounded to the nearest multiple of 8 (sizes must be "
+                  "multiples of 8); comfyui: as ComfyUI's LatentUpscale: each side at least 64, a side given "
+                  "as 0 rounded to whole pixels, then both floored to multiples of 8.")
 CROP = Choice("crop", ["disabled", "center"], help="center: first cut the source to the new aspect ratio, "
               "centred (ComfyUI's crop), so nothing is stretched; disabled: stretch to the new size.")
 
@@ -36,12 +42,16 @@ def _log_size(ctx, what, w0, h0, w, h):
       inputs=[In("latent", LATENT)],
       outputs=[Out("latent", LATENT)],
       params=_size_params(8) + [Choice("method", LATENT_METHODS, help="Interpolation (torch; the -antialias "
-                                       "ones are A1111's antialiased latent upscalers)."), CROP],
+                                       "ones are A1111's antialiased latent upscalers)."), CROP, ROUNDING],
       check=_check(8))
-def latent_upscale(ctx, latent, width, height, scale, method, crop):
+def latent_upscale(ctx, latent, width, height, scale, method, crop, rounding):
     from latentloom.app.sd import upscale
-    h0, w0 = (s * 8 for s in latent.samples.shape[-2:])
-    w, h = upscale.target_size(width, height, scale, w0, h0, 8)
+    lh, lw = latent.samples.shape[-2:]
+    h0, w0 = lh * 8, lw * 8
+    if rounding == "comfyui" and (width or height):
+        w, h = upscale.comfyui_latent_size(width, height, lw, lh)
+    else:
+        w, h = upscale.target_size(width, height, scale, w0, h0, 8)
     _log_size(ctx, "latent", w0, h0, w, h)
     return upscale.latent(latent, w, h, method, crop)
 

@@ -100,6 +100,63 @@ def test_comfyui_scale_sizes_map_as_comfyui_reads_them(tmp_path):
     assert n["31"]["params"] == {"method": "bicubic", "width": 96, "height": 64, "crop": "center"}
 
 
+def comfyui_latent_upscale_size(latent_w, latent_h, width, height):
+    """nodes.py LatentUpscale.upscale, written out: the latent's size after it (latent units)."""
+    if width == 0:
+        height = max(64, height)
+        width = max(64, round(latent_w * height / latent_h))
+    elif height == 0:
+        width = max(64, width)
+        height = max(64, round(latent_h * width / latent_w))
+    return width // 8, height // 8
+
+
+@pytest.mark.parametrize("width,height", [(0, 704), (0, 705), (0, 40), (472, 0), (100, 0)])
+def test_latent_upscale_with_one_side_0_gives_comfyuis_size(engine, tmp_path, width, height):
+    """A 64x96 image is an 8x12 latent. (0, 704): ComfyUI takes round(8 * 704 / 12) = 469 px, floored
+    to 58 columns, where rounding 469.3 to the nearest multiple of 8 would give 59; 705 (no multiple
+    of 8) floors to 88 rows; a side under 64 becomes 64."""
+    p = {"5": {"class_type": "EmptyLatentImage", "inputs": {"width": 64, "height": 96, "batch_size": 1}},
+         "6": {"class_type": "LatentUpscale", "inputs": {"upscale_method": "bilinear", "width": width,
+                                                         "height": height, "crop": "disabled", "samples": ["5", 0]}}}
+    n = mapped(p, tmp_path)
+    assert n["6"]["params"] == {"method": "bilinear", "width": width, "height": height, "rounding": "comfyui"}
+    doc = {"format": "latentloom.workflow", "version": 2, "nodes": n}
+    values = engine.run(load(doc, catalog), targets=["6"]).values
+    w, h = comfyui_latent_upscale_size(8, 12, width, height)
+    assert values["6"]["latent"].samples.shape[-2:] == (h, w)
+    expected = F.interpolate(values["5"]["latent"].samples, size=(h, w), mode="bilinear", align_corners=False)
+    assert torch.equal(values["6"]["latent"].samples, expected)
+
+
+def test_latent_upscale_rounding_nearest_stays_the_default():
+    """Our own workflows keep their meaning: rounding defaults to nearest, where 469.3 px -> 472."""
+    wf = graph({"latent": {"type": "EmptyLatent", "params": {"width": 64, "height": 96}},
+                "up": {"type": "LatentUpscale", "params": {"height": 704}, "inputs": {"latent": ["latent", "latent"]}}})
+    assert wf.nodes["up"].params["rounding"] == "nearest"
+    from latentloom.app.sd.upscale import comfyui_latent_size, target_size
+    assert target_size(0, 704, 1.5, 64, 96, 8) == (472, 704)
+    assert comfyui_latent_size(0, 704, 8, 12) == (464, 704)
+
+
+@pytest.mark.parametrize("width,height", [(0, 50), (37, 0), (0, 1)])
+def test_image_scale_with_one_side_0_already_gives_comfyuis_size(engine, tmp_path, width, height):
+    """ComfyUI's ImageScale: the missing side is max(1, round(side * given / other)), no 8-grid."""
+    src = noise_png(tmp_path / "in.png", 37, 20)
+    p = {"1": {"class_type": "LoadImage", "inputs": {"image": str(src)}},
+         "2": {"class_type": "ImageScale", "inputs": {"upscale_method": "bilinear", "width": width, "height": height,
+                                                      "crop": "disabled", "image": ["1", 0]}},
+         "3": {"class_type": "SaveImage", "inputs": {"filename_prefix": "x", "images": ["2", 0]}}}
+    doc = {"format": "latentloom.workflow", "version": 2, "nodes": mapped(p, tmp_path)}
+    values = engine.run(load(doc, catalog)).values
+    if width == 0:
+        width = max(1, round(37 * height / 20))
+    else:
+        height = max(1, round(20 * width / 37))
+    expected = F.interpolate(values["1"]["image"], size=(height, width), mode="bilinear", align_corners=False)
+    assert torch.equal(values["2"]["image"], expected.clamp(0, 1))
+
+
 # -- ControlNet ---------------------------------------------------------------------------------
 def test_old_controlnet_apply_and_diff_loader_map_onto_apply_controlnet(tmp_path):
     p = api_prompt()

@@ -189,6 +189,8 @@ def _scale(type, by=False):
                 params["scale"] = 1.0
             elif type == "LatentUpscale" and width and height:  # ComfyUI: at least 64, then // 8
                 width, height = (max(64, v) // 8 * 8 if isinstance(v, int) else v for v in (width, height))
+            elif type == "LatentUpscale":  # one side 0: it depends on the latent, sized when run
+                params["rounding"] = "comfyui"
             params.update(width=width, height=height)
             crop = b.value(cid, "crop", "disabled")
             if crop != "disabled":

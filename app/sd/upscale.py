@@ -19,6 +19,21 @@ def target_size(width, height, scale, src_w, src_h, multiple):
     return snap(src_w * scale), snap(src_h * scale)
 
 
+def comfyui_latent_size(width, height, latent_w, latent_h):
+    """ComfyUI's LatentUpscale size for a latent of latent_w x latent_h: each given side at least 64;
+    a side given as 0 from the other (before it is floored) and the latent's aspect ratio, rounded to
+    whole pixels (Python's round), at least 64; then both floored to multiples of 8. Pixels."""
+    if not width:
+        height = max(64, height)
+        width = max(64, round(latent_w * height / latent_h))
+    elif not height:
+        width = max(64, width)
+        height = max(64, round(latent_h * width / latent_w))
+    else:
+        width, height = max(64, width), max(64, height)
+    return width // 8 * 8, height // 8 * 8
+
+
 def interpolate(x, width, height, method):
     """[B, C, H, W] to (height, width) with torch's interpolation (no corner alignment)."""
     if tuple(x.shape[-2:]) == (height, width):
