@@ -419,18 +419,23 @@ def test_embedding_names_with_subfolders_and_sdxl_files(emb_models):
 
 
 def test_imported_comfyui_prompt_finds_embeddings_in_the_models_folder(tmp_path, emb_models):
+    """Found in models/embeddings/ (and a sub-folder of it); a missing one is no validation error:
+    ComfyUI leaves it out with a warning (test_embeddings has the tokens)."""
+    from latentloom.app.engine.executor import Engine
     p = api_prompt()
-    p["6"]["inputs"]["text"] = "a (embedding:styles/zxmulti:1.1) fox, embedding:tinyemb"
+    p["6"]["inputs"]["text"] = "a (embedding:styles/zxmulti:1.1) fox, embedding:tinyemb embedding:zxmulti"
     p["7"]["inputs"]["text"] = "embedding:missing"
     path = tmp_path / "api.json"
     path.write_text(json.dumps(p))
-    from latentloom.app.core.workflow import WorkflowError
-    with pytest.raises(WorkflowError) as info:
-        Session(catalog, models_dirs=[emb_models], output_dir=tmp_path / "out").prepare(open_document(path))
+    wf = load(open_document(path).data, catalog)
+    engine = Engine(catalog, output_dir=tmp_path / "out", models_dirs=[emb_models])
+    resolved = engine.resolve_files(wf, ["6", "7"])
     folder = (emb_models / "embeddings").resolve()
-    problems = [str(x) for x in info.value.problems if "embedding" in str(x)]
-    assert problems == [f"node '7' param 'text': embedding 'missing' not found: put missing.safetensors or "
-                        f"missing.pt or missing.bin into {folder}"]
+    assert {k: r.path for k, r in resolved["6"].items()} == {
+        "text:styles/zxmulti": str(folder / "styles" / "zxmulti.pt"),
+        "text:tinyemb": str(folder / "tinyemb.safetensors"),
+        "text:zxmulti": str(folder / "styles" / "zxmulti.pt")}
+    assert resolved["7"] == {}
 
 
 # -- InpaintModelConditioning noise_mask false ----------------------------------------------------
