@@ -4,7 +4,7 @@ from latentloom.app.core.types import IMAGE, LATENT
 from latentloom.nodes.base import node
 
 LATENT_METHODS = ["nearest-exact", "bilinear", "bicubic", "area", "nearest", "bilinear-antialias",
-                  "bicubic-antialias"]
+                  "bicubic-antialias", "bislerp"]
 
 
 def _size_params(multiple):
@@ -42,7 +42,8 @@ def _log_size(ctx, what, w0, h0, w, h):
       inputs=[In("latent", LATENT)],
       outputs=[Out("latent", LATENT)],
       params=_size_params(8) + [Choice("method", LATENT_METHODS, help="Interpolation (torch; the -antialias "
-                                       "ones are A1111's antialiased latent upscalers)."), CROP, ROUNDING],
+                                       "ones are A1111's antialiased latent upscalers; bislerp is ComfyUI's: "
+                                       "bilinear with slerp between pixels)."), CROP, ROUNDING],
       check=_check(8))
 def latent_upscale(ctx, latent, width, height, scale, method, crop, rounding):
     from latentloom.app.sd import upscale
@@ -61,7 +62,7 @@ def latent_upscale(ctx, latent, width, height, scale, method, crop, rounding):
       inputs=[In("image", IMAGE)],
       outputs=[Out("image", IMAGE)],
       params=_size_params(1) + [Choice("method", LATENT_METHODS + ["lanczos"], help="Interpolation: torch's, "
-                                       "or PIL's lanczos (sharpest)."), CROP])
+                                       "ComfyUI's bislerp, or PIL's lanczos (sharpest)."), CROP])
 def image_scale(ctx, image, width, height, scale, method, crop):
     from latentloom.app.sd import upscale
     h0, w0 = image.shape[-2:]

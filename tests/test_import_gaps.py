@@ -352,6 +352,16 @@ def test_export_of_methods_comfyui_lacks_is_refused():
                 "up": {"type": "LatentUpscale", "params": {"scale": 2.0}, "inputs": {"latent": ["latent", "latent"]}}})
     assert to_prompt(wf)[0]["up"] == {"class_type": "LatentUpscaleBy", "inputs": {
         "upscale_method": "nearest-exact", "scale_by": 2.0, "samples": ["latent", 0]}}
+    wf = graph({"latent": {"type": "EmptyLatent"},
+                "up": {"type": "LatentUpscale", "params": {"scale": 2.0, "method": "bislerp"},
+                       "inputs": {"latent": ["latent", "latent"]}}})
+    assert to_prompt(wf)[0]["up"]["inputs"]["upscale_method"] == "bislerp"
+    # ComfyUI's ImageScale has no bislerp (only its latent upscalers do).
+    wf = graph({"img": {"type": "LoadImage", "params": {"path": "x.png"}},
+                "sc": {"type": "ImageScale", "params": {"method": "bislerp"}, "inputs": {"image": ["img", "image"]}}})
+    with pytest.raises(WorkflowError) as info:
+        to_prompt(wf)
+    assert [str(p) for p in info.value.problems] == ["node 'sc' param 'method': ComfyUI's ImageScale has no 'bislerp'"]
 
 
 # -- embedding:NAME in ComfyUI prompts ------------------------------------------------------------

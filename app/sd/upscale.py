@@ -35,13 +35,64 @@ def comfyui_latent_size(width, height, latent_w, latent_h):
 
 
 def interpolate(x, width, height, method):
-    """[B, C, H, W] to (height, width) with torch's interpolation (no corner alignment)."""
+    """[B, C, H, W] to (height, width) with torch's interpolation (no corner alignment), or bislerp."""
     if tuple(x.shape[-2:]) == (height, width):
         return x
+    if method == "bislerp":
+        return bislerp(x, width, height)
     kw = {} if method in ("nearest-exact", "area", "nearest") else {"align_corners": False}
     if method.endswith("-antialias"):  # A1111's antialiased latent upscalers
         method, kw["antialias"] = method[:-len("-antialias")], True
     return torch.nn.functional.interpolate(x, size=(height, width), mode=method, **kw)
+
+
+def bislerp(x, width, height):
+    """ComfyUI's bislerp: bilinear sampling (torch's align_corners=False source coordinates), but
+    each pair of neighbouring pixels is blended by slerp of their channel vectors, with the norm
+    interpolated linearly; first along the width, then along the height, in float32."""
+    dtype = x.dtype
+    x = _slerp_along_width(x.float(), width)
+    x = _slerp_along_width(x.transpose(-1, -2), height).transpose(-1, -2)
+    return x.to(dtype)
+
+
+def _neighbours(size, new):
+    """For each of `new` positions: the left source index, the right one, and the blend ratio.
+    Both indices come from bilinearly resampling index ramps (the right ramp ends flat), as ComfyUI."""
+    ramp = torch.arange(size, dtype=torch.float32).reshape(1, 1, 1, -1)
+    pos = torch.nn.functional.interpolate(ramp, size=(1, new), mode="bilinear")
+    right = ramp + 1
+    right[..., -1] -= 1
+    right = torch.nn.functional.interpolate(right, size=(1, new), mode="bilinear")
+    return pos.to(torch.int64).flatten(), right.to(torch.int64).flatten(), (pos - pos.floor()).flatten()
+
+
+def _slerp_along_width(x, new):
+    n, c, h, w = x.shape
+    left, right, ratio = _neighbours(w, new)
+    a = x[..., left].movedim(1, -1).reshape(-1, c)
+    b = x[..., right].movedim(1, -1).reshape(-1, c)
+    r = ratio.expand(n, h, new).reshape(-1, 1)
+    return _slerp(a, b, r).reshape(n, h, new, c).movedim(-1, 1)
+
+
+def _slerp(a, b, r):
+    """Rows of a and b [N, C] blended by r [N, 1]: slerp of the unit vectors (zero for a zero
+    vector) scaled by the linearly blended norms; a where they point the same way, the linear
+    blend where they are opposite (within 1e-5)."""
+    norm_a, norm_b = a.norm(dim=-1, keepdim=True), b.norm(dim=-1, keepdim=True)
+    unit_a = torch.where(norm_a == 0, 0.0, a / norm_a)
+    unit_b = torch.where(norm_b == 0, 0.0, b / norm_b)
+    dot = (unit_a * unit_b).sum(1)
+    omega = torch.acos(dot)
+    sin = torch.sin(omega)
+    out = ((torch.sin((1.0 - r.squeeze(1)) * omega) / sin).unsqueeze(1) * unit_a
+           + (torch.sin(r.squeeze(1) * omega) / sin).unsqueeze(1) * unit_b)
+    out = out * (norm_a * (1.0 - r) + norm_b * r)
+    same, opposite = dot > 1 - 1e-5, dot < 1e-5 - 1
+    out[same] = a[same]
+    out[opposite] = (a * (1.0 - r) + b * r)[opposite]
+    return out
 
 
 def center_crop(x, width, height):
