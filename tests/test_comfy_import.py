@@ -239,7 +239,7 @@ def test_other_nodes_map():
                        "inputs": {"latent": ["21", "latent"], "mask": ["20", "mask"]}}
     assert n["23"] == {"type": "VAEEncodeForInpaint", "params": {"grow_mask_by": 4},
                        "inputs": {"vae": ["4", "vae"], "image": ["20", "image"], "mask": ["20", "mask"]}}
-    assert n["24"] == {"type": "InpaintEncode", "params": {},
+    assert n["24"] == {"type": "InpaintEncode", "params": {"masking": "comfyui", "noise_mask": True},
                        "inputs": {"vae": ["4", "vae"], "image": ["20", "image"], "mask": ["20", "mask"]}}
     assert n["25"]["inputs"]["positive"] == ["6", "conditioning"] and n["25"]["inputs"]["latent"] == ["24", "latent"]
     assert n["25"]["params"] == {"steps": 10, "cfg": 5.0}

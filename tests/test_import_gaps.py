@@ -459,34 +459,117 @@ def inpaint_prompt(noise_mask):
     return p
 
 
-def test_inpaint_model_conditioning_without_noise_mask_is_a_plain_encode(tmp_path, tiny_dir):
-    """ComfyUI keeps no noise mask, and a 4-channel model ignores the inpainting concat: the latent
-    is the cropped VAE encode of the pixels, so it renders as ComfyUI's VAEEncode in its place."""
-    n = mapped(inpaint_prompt(False), tmp_path)
-    assert n["24"] == {"type": "VAEEncode", "params": {"sizing": "crop"},
-                       "inputs": {"vae": ["4", "vae"], "image": ["20", "image"]}}
-    assert n["3"]["inputs"]["positive"] == ["6", "conditioning"] and n["3"]["inputs"]["latent"] == ["24", "latent"]
-    assert mapped(inpaint_prompt(True), tmp_path)["24"]["type"] == "InpaintEncode"
-
+def comfy_folder(tmp_path, model_dir):
+    """A ComfyUI folder: models/checkpoints/tiny and input/fox.png, 68x64 with a transparent square
+    and a half-transparent band (alpha 128: mask 0.498, which rounds to 0)."""
     root = tmp_path / "ComfyUI"
     (root / "models" / "checkpoints").mkdir(parents=True)
-    (root / "models" / "checkpoints" / "tiny").symlink_to(tiny_dir)
+    (root / "models" / "checkpoints" / "tiny").symlink_to(model_dir)
     (root / "input").mkdir()
     rgba = np.concatenate([np.asarray(Image.open(noise_png(tmp_path / "rgb.png", 68, 64))),
                            np.full((64, 68, 1), 255, np.uint8)], axis=2)
-    rgba[20:40, 20:40, 3] = 0
+    rgba[20:40, 21:43, 3] = 0
+    rgba[44:50, 5:60, 3] = 128
     Image.fromarray(rgba).save(root / "input" / "fox.png")
+    return root
+
+
+def run_prompt(session, prompt, tmp_path, name):
+    path = tmp_path / f"{name}.json"
+    path.write_text(json.dumps(prompt))
+    return session.run(session.prepare(session.open(path)))
+
+
+def comfyui_inpaint_parts(model_dir, png):
+    """InpaintModelConditioning (nodes.py) and the model's concat (model_base.concat_cond), written
+    out: mask = 1 - alpha, bilinear to the pixels, both centre-cropped to multiples of 8 (68 -> 64:
+    2 columns off the left); the latent encodes the cropped pixels; the masked image has them 0.5
+    where round(mask) is 1; the noise mask is the mask bilinear to the latent, the model's mask that
+    rounded."""
+    import diffusers
+    rgba = torch.from_numpy(np.asarray(Image.open(png)).copy()).float() / 255.0
+    pixels = rgba[None, :, :, :3].permute(0, 3, 1, 2).contiguous()
+    mask = (1.0 - rgba[:, :, 3])[None, None]
+    mask = F.interpolate(mask, size=pixels.shape[-2:], mode="bilinear")
+    pixels, mask = pixels[..., :, 2:66], mask[..., :, 2:66]
+    greyed = (pixels - 0.5) * (1.0 - mask.round()) + 0.5
+    vae = diffusers.AutoencoderKL.from_pretrained(model_dir / "vae")
+    with torch.no_grad():
+        enc = lambda x: vae.encode(x * 2.0 - 1.0).latent_dist.mean * vae.config.scaling_factor  # noqa: E731
+        samples, masked = enc(pixels), enc(greyed)
+    noise_mask = F.interpolate(mask, size=samples.shape[-2:], mode="bilinear")
+    return samples, masked, noise_mask, noise_mask.round()
+
+
+@pytest.mark.parametrize("noise_mask", [True, False])
+def test_inpaint_model_conditioning_latent_is_comfyuis(tmp_path, tiny_dir, noise_mask):
+    n = mapped(inpaint_prompt(noise_mask), tmp_path)
+    assert n["24"] == {"type": "InpaintEncode", "params": {"masking": "comfyui", "noise_mask": noise_mask},
+                       "inputs": {"vae": ["4", "vae"], "image": ["20", "image"], "mask": ["20", "mask"]}}
+    assert n["3"]["inputs"]["positive"] == ["6", "conditioning"] and n["3"]["inputs"]["latent"] == ["24", "latent"]
+    root = comfy_folder(tmp_path, tiny_dir)
+    session = Session(catalog, models_dirs=[root / "models"], output_dir=tmp_path / "out", device="cpu")
+    got = run_prompt(session, inpaint_prompt(noise_mask), tmp_path, "p").values["24"]["latent"]
+    samples, masked, small, rounded = comfyui_inpaint_parts(tiny_dir, root / "input" / "fox.png")
+    assert torch.equal(got.samples, samples) and torch.equal(got.masked_image_latents, masked)
+    assert torch.equal(got.inpaint_mask, rounded)
+    assert torch.equal(got.mask, small) if noise_mask else got.mask is None
+    assert not torch.equal(small, rounded)  # the half-transparent band: 0.498 is kept unrounded
+
+
+def test_inpaint_model_conditioning_without_noise_mask_renders_as_a_plain_encode(tmp_path, tiny_dir):
+    """With a 4-channel model ComfyUI ignores the concat: no noise mask, the latent the cropped
+    VAE encode of the pixels, so it renders as ComfyUI's VAEEncode in its place."""
+    root = comfy_folder(tmp_path, tiny_dir)
     plain = api_prompt()
     plain["20"] = {"class_type": "LoadImage", "inputs": {"image": "fox.png"}}
     plain["24"] = {"class_type": "VAEEncode", "inputs": {"pixels": ["20", 0], "vae": ["4", 2]}}
     plain["3"]["inputs"].update(latent_image=["24", 0], denoise=0.6)
     session = Session(catalog, models_dirs=[root / "models"], output_dir=tmp_path / "out", device="cpu")
-    images = []
-    for i, prompt in enumerate((inpaint_prompt(False), plain)):
-        path = tmp_path / f"p{i}.json"
-        path.write_text(json.dumps(prompt))
-        images.append(np.array(Image.open(session.run(session.prepare(session.open(path))).outputs[0])))
+    images = [np.array(Image.open(run_prompt(session, prompt, tmp_path, f"p{i}").outputs[0]))
+              for i, prompt in enumerate((inpaint_prompt(False), plain))]
     assert images[0].shape == (64, 64, 3) and np.array_equal(images[0], images[1])
+
+
+@pytest.fixture(scope="module")
+def tiny_nine_dir(tmp_path_factory):
+    from tests.tiny import save_tiny_pipeline
+    path = tmp_path_factory.mktemp("models") / "tiny-inpaint"
+    save_tiny_pipeline(path, in_channels=9)
+    return path
+
+
+class Concat(torch.nn.Module):
+    """A 4-channel U-Net: the 9-channel one with fixed extra channels appended to its input."""
+
+    def __init__(self, unet, extra):
+        super().__init__()
+        self.unet, self.extra = unet, extra
+        self.config = type("Config", (), {"in_channels": 4})()
+        self.device, self.dtype = unet.device, unet.dtype
+
+    def forward(self, x, t, **kw):
+        return self.unet(torch.cat([x, self.extra.repeat(x.shape[0], 1, 1, 1)], dim=1), t, **kw)
+
+
+def test_nine_channel_model_without_noise_mask_samples_everywhere_with_the_concat(tmp_path, tiny_nine_dir):
+    """ComfyUI with noise_mask false and a 9-channel model: the model still gets [round(mask),
+    masked-image latents] beside x, and no noise mask keeps anything: the same as sampling the
+    plain latent (no mask) with a U-Net that appends those channels itself."""
+    import diffusers
+    from latentloom.app.sd.comfy import sample
+    from latentloom.app.sd.handles import Latent
+    root = comfy_folder(tmp_path, tiny_nine_dir)
+    session = Session(catalog, models_dirs=[root / "models"], output_dir=tmp_path / "out", device="cpu")
+    values = run_prompt(session, inpaint_prompt(False), tmp_path, "p").values
+    samples, masked, _, rounded = comfyui_inpaint_parts(tiny_nine_dir, root / "input" / "fox.png")
+    unet = diffusers.UNet2DConditionModel.from_pretrained(tiny_nine_dir / "unet")
+    expected = sample.sample(Concat(unet, torch.cat([rounded, masked], dim=1)), values["6"]["conditioning"],
+                             values["7"]["conditioning"], Latent(samples), 42, values["3.scheduler"]["scheduler"],
+                             3, 7.0, 0.6)
+    assert torch.equal(values["3"]["latent"].samples, expected)
+    with_mask = run_prompt(session, inpaint_prompt(True), tmp_path, "q").values["3"]["latent"].samples
+    assert not torch.equal(with_mask, expected)
 
 
 def test_ui_files_give_the_new_nodes_their_widget_values():

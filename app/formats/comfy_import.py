@@ -143,18 +143,15 @@ def _noise_mask(b, cid):
 
 
 def _inpaint_conditioning(b, cid):
-    """noise_mask false: ComfyUI keeps no mask on the latent, and an ordinary 4-channel model
-    ignores the inpainting concat, so the latent is a plain VAE encode (cropped to multiples of 8);
-    a 9-channel model then asks for InpaintEncode's latent."""
-    vae, pixels = b.ref(cid, "vae"), b.ref(cid, "pixels")
+    """InpaintEncode with ComfyUI's masking: the latent, the mask and the masked-image latents for
+    a 9-channel model (a 4-channel one ignores the last two); noise_mask false leaves the noise
+    mask off the latent. Positive and negative pass through."""
     noise_mask = b.value(cid, "noise_mask", True)
-    if noise_mask is False:
-        b.ref(cid, "mask")
-        b.add(cid, "VAEEncode", {"sizing": "crop"}, {"vae": vae, "image": pixels}, cid)
-    else:
-        if noise_mask is not True:
-            b.problems.append(Problem(cid, "input 'noise_mask'", f"expected true or false, got {noise_mask!r}"))
-        b.add(cid, "InpaintEncode", {}, {"vae": vae, "image": pixels, "mask": b.ref(cid, "mask")}, cid)
+    if not isinstance(noise_mask, bool):
+        b.problems.append(Problem(cid, "input 'noise_mask'", f"expected true or false, got {noise_mask!r}"))
+        noise_mask = True
+    b.add(cid, "InpaintEncode", {"masking": "comfyui", "noise_mask": noise_mask},
+          {"vae": b.ref(cid, "vae"), "image": b.ref(cid, "pixels"), "mask": b.ref(cid, "mask")}, cid)
     return [b.ref(cid, "positive"), b.ref(cid, "negative"), Ref(cid, "latent")]
 
 

@@ -112,10 +112,11 @@ def latent(lat, width, height, method, crop="disabled"):
     if crop == "center":
         cut = lambda x: None if x is None else center_crop(x, w, h)  # noqa: E731
         lat = Latent(cut(lat.samples), empty=lat.empty, mask=cut(lat.mask),
-                     masked_image_latents=cut(lat.masked_image_latents))
-    mask = None if lat.mask is None else interpolate(lat.mask, w, h, "nearest-exact")
+                     masked_image_latents=cut(lat.masked_image_latents), inpaint_mask=cut(lat.inpaint_mask))
+    near = lambda x: None if x is None else interpolate(x, w, h, "nearest-exact")  # noqa: E731
     masked = None if lat.masked_image_latents is None else interpolate(lat.masked_image_latents, w, h, method)
-    return Latent(interpolate(lat.samples, w, h, method), empty=lat.empty, mask=mask, masked_image_latents=masked)
+    return Latent(interpolate(lat.samples, w, h, method), empty=lat.empty, mask=near(lat.mask),
+                  masked_image_latents=masked, inpaint_mask=near(lat.inpaint_mask))
 
 
 def image(img, width, height, method, crop="disabled"):
