@@ -600,6 +600,51 @@ def test_ui_files_give_the_new_nodes_their_widget_values():
     assert n["43"]["params"] == {"method": "bicubic", "width": 40, "height": 24, "crop": "center"}
 
 
+# -- the old CheckpointLoader ----------------------------------------------------------------------
+@pytest.mark.parametrize("config,skip", [("v1-inference.yaml", 0), ("v1-inference_fp16.yaml", 0),
+                                         ("v1-inpainting-inference.yaml", 0), ("v1-inference_clip_skip_2.yaml", 1),
+                                         ("anything_v3.yaml", 1), ("sd1/v1-inference_clip_skip_2_fp16.yaml", 1)])
+def test_checkpoint_loader_with_an_sd1_config_is_load_checkpoint(tmp_path, config, skip):
+    """ComfyUI detects the model from the weights and takes from the config only v-prediction and
+    the text encoder's layer_idx: -2 in the clip-skip-2 configs (and anything_v3), our clip_skip 1."""
+    p = api_prompt()
+    p["4"] = {"class_type": "CheckpointLoader", "inputs": {"config_name": config, "ckpt_name": "tiny"}}
+    p["10"] = {"class_type": "CLIPSetLastLayer", "inputs": {"stop_at_clip_layer": -1, "clip": ["4", 1]}}
+    p["7"]["inputs"]["clip"] = ["10", 0]  # CLIPSetLastLayer sets the layer anew, as in ComfyUI
+    n = mapped(p, tmp_path)
+    assert n["4"] == {"type": "LoadCheckpoint", "params": {"path": "tiny"}, "inputs": {}}
+    assert n["6"]["params"]["clip_skip"] == skip and n["7"]["params"]["clip_skip"] == 0
+
+
+@pytest.mark.parametrize("config", ["v2-inference.yaml", "v2-inference-v.yaml", "mine.yaml", 3])
+def test_checkpoint_loader_with_another_config_is_refused_naming_the_input(tmp_path, config):
+    from latentloom.app.core.workflow import WorkflowError
+    p = api_prompt()
+    p["4"] = {"class_type": "CheckpointLoader", "inputs": {"config_name": config, "ckpt_name": "tiny"}}
+    path = tmp_path / "api.json"
+    path.write_text(json.dumps(p))
+    with pytest.raises(WorkflowError) as info:
+        open_document(path)
+    assert [str(x) for x in info.value.problems] == [
+        f"node '4' input 'config_name': {config!r} is not one of ComfyUI's SD 1.x configs (v1-inference.yaml, "
+        "v1-inference_fp16.yaml, v1-inpainting-inference.yaml, v1-inference_clip_skip_2.yaml, "
+        "v1-inference_clip_skip_2_fp16.yaml, anything_v3.yaml); Latent Loom runs SD 1.x checkpoints without "
+        "v-prediction (for an SD 1.x checkpoint, use CheckpointLoaderSimple)"]
+
+
+def test_checkpoint_loader_widgets_in_a_ui_file():
+    from latentloom.app.formats import read_ui
+    nodes = [{"id": 4, "type": "CheckpointLoader", "widgets_values": ["v1-inference_clip_skip_2.yaml", "tiny"],
+              "inputs": [], "outputs": [{"name": "MODEL", "type": "MODEL", "links": []},
+                                        {"name": "CLIP", "type": "CLIP", "links": [2]},
+                                        {"name": "VAE", "type": "VAE", "links": []}]},
+             {"id": 6, "type": "CLIPTextEncode", "widgets_values": ["a fox"],
+              "inputs": [{"name": "clip", "type": "CLIP", "link": 2}],
+              "outputs": [{"name": "CONDITIONING", "type": "CONDITIONING", "links": []}]}]
+    n = read_ui({"last_node_id": 6, "nodes": nodes, "links": [[2, 4, 1, 6, 0, "CLIP"]], "version": 0.4})["nodes"]
+    assert n["4"]["params"] == {"path": "tiny"} and n["6"]["params"]["clip_skip"] == 1
+
+
 @pytest.mark.parametrize("value", ["inf", "nan", "-1", "x"])
 def test_a1111_unusable_hires_scales_are_named(value):
     from latentloom.app.core.workflow import WorkflowError

@@ -77,6 +77,25 @@ def _checkpoint(b, cid):
     return [Ref(cid, "model"), Ref(cid, "clip"), Ref(cid, "vae")]
 
 
+# ComfyUI's models/configs that describe SD 1.x, and the clip skip their layer_idx sets. ComfyUI's
+# CheckpointLoader detects the model from the weights and takes only two things from the config:
+# v-prediction (parameterization: v) and cond_stage_config's layer_idx (-2: our clip_skip 1).
+SD1_CONFIGS = {"v1-inference.yaml": 0, "v1-inference_fp16.yaml": 0, "v1-inpainting-inference.yaml": 0,
+               "v1-inference_clip_skip_2.yaml": 1, "v1-inference_clip_skip_2_fp16.yaml": 1, "anything_v3.yaml": 1}
+
+
+def _checkpoint_with_config(b, cid):
+    """The old CheckpointLoader: LoadCheckpoint, when its config is one of ComfyUI's SD 1.x ones."""
+    config = b.value(cid, "config_name", "")
+    name = config.replace("\\", "/").rsplit("/", 1)[-1] if isinstance(config, str) else None
+    if name not in SD1_CONFIGS:
+        b.problems.append(Problem(cid, "input 'config_name'", f"{config!r} is not one of ComfyUI's SD 1.x configs "
+                                  f"({', '.join(SD1_CONFIGS)}); Latent Loom runs SD 1.x checkpoints without "
+                                  "v-prediction (for an SD 1.x checkpoint, use CheckpointLoaderSimple)"))
+    model, clip, vae = _checkpoint(b, cid)
+    return [model, Ref(clip.node, clip.port, SD1_CONFIGS.get(name, 0)), vae]
+
+
 def _text(b, cid):
     clip = b.ref(cid, "clip")
     b.add(cid, "TextEncode", {"text": b.value(cid, "text", ""), "clip_skip": clip.skip if clip else 0,
@@ -215,6 +234,7 @@ def _save(b, cid, preview=False):
 
 MAPPERS = {
     "CheckpointLoaderSimple": _checkpoint,
+    "CheckpointLoader": _checkpoint_with_config,
     "CLIPTextEncode": _text,
     "CLIPSetLastLayer": _clip_last_layer,
     "EmptyLatentImage": _empty_latent,
