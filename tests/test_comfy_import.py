@@ -191,7 +191,8 @@ def test_a1111_img2img_asks_for_the_source_image(tmp_path):
     doc = open_document(_png(tmp_path / "a.png", parameters=text))
     n = doc.data["nodes"]
     assert n["latent"]["type"] == "VAEEncode" and n["image"]["params"] == {"path": ""}
-    assert n["sampler"]["params"]["denoise"] == 0.4 and n["scheduler"]["params"]["name"] == "euler_ancestral"
+    assert n["sampler"]["params"]["denoise"] == 1.0 and n["scheduler"]["params"]["name"] == "euler_ancestral"
+    assert n["scheduler"]["params"]["start_at_step"] == 10 - int(0.4 * 10) - 1
     with pytest.raises(WorkflowError) as err:
         Session(catalog).prepare(doc)
     assert "node 'image' param 'path': a file is required" in str(err.value)

@@ -338,6 +338,38 @@ def test_a1111_hires_png_runs_at_the_hires_size(tmp_path, tiny_dir):
     assert result.values["upscale"]["latent"].samples.shape[-2:] == (9, 12)
 
 
+@pytest.mark.parametrize("steps,strength", [(10, 0.4), (10, 1.0), (10, 0.05), (20, 0.75), (7, 0.5)])
+def test_a1111_img2img_runs_a1111s_steps(tmp_path, tiny_dir, steps, strength):
+    """A1111's img2img (img2img_fix_steps off): t_enc = int(min(strength, 0.999) * steps); the sampler
+    runs sigmas[steps - t_enc - 1:] of a steps-long schedule, t_enc + 1 steps, with noise scaled by
+    the first of them (where ComfyUI's denoise would run `steps` steps of int(steps / strength))."""
+    from PIL import PngImagePlugin
+    from latentloom.app.sd.comfy import schedules
+    info = PngImagePlugin.PngInfo()
+    info.add_text("parameters", f"a fox\nSteps: {steps}, Sampler: Euler, Schedule type: Karras, CFG scale: 7, "
+                                f"Seed: 5, Size: 64x64, Model: tiny, Denoising strength: {strength}")
+    png = tmp_path / "a1111.png"
+    Image.new("RGB", (8, 8)).save(png, pnginfo=info)
+    models = tmp_path / "models"
+    (models / "checkpoints").mkdir(parents=True)
+    (models / "checkpoints" / "tiny.safetensors").symlink_to(tiny_dir)
+    src = noise_png(tmp_path / "src.png", 64, 64)
+    session = Session(catalog, models_dirs=[models], output_dir=tmp_path / "out", device="cpu")
+    doc = session.open(png)
+    t_enc = int(min(strength, 0.999) * steps)
+    assert doc.data["nodes"]["scheduler"]["params"]["start_at_step"] == steps - t_enc - 1
+    events = []
+    result = session.run(session.prepare(doc, ["ckpt.dtype=\"fp32\"", f"image.path={json.dumps(str(src))}"]),
+                         on_event=events.append)
+    from latentloom.app.engine.events import NodeProgress
+    totals = {e.total for e in events if isinstance(e, NodeProgress) and e.node_id == "sampler"}
+    assert totals == {t_enc + 1}
+    handle = result.values["scheduler"]["scheduler"]
+    full = schedules.sigmas_for(schedules.ModelSampling(handle.config), "karras", "euler", steps, 1.0)
+    from latentloom.app.sd.comfy.sample import window
+    assert torch.equal(window(full, handle), full[steps - t_enc - 1:])
+
+
 def test_export_of_methods_comfyui_lacks_is_refused():
     from latentloom.app.core.workflow import WorkflowError
     from latentloom.app.formats.comfy_export import to_prompt
