@@ -62,10 +62,14 @@ def latent_upscale(ctx, latent, width, height, scale, method, crop, rounding):
       inputs=[In("image", IMAGE)],
       outputs=[Out("image", IMAGE)],
       params=_size_params(1) + [Choice("method", LATENT_METHODS + ["lanczos"], help="Interpolation: torch's, "
-                                       "ComfyUI's bislerp, or PIL's lanczos (sharpest)."), CROP])
-def image_scale(ctx, image, width, height, scale, method, crop):
+                                       "ComfyUI's bislerp, or PIL's lanczos (sharpest)."), CROP,
+                                 Choice("pixels", ["float", "comfyui"], help="float: lanczos on float planes, "
+                                        "results clamped to 0..1; comfyui: as ComfyUI's ImageScale: lanczos "
+                                        "on 8-bit RGB (values truncated to 8 bits first), the other methods "
+                                        "not clamped.")])
+def image_scale(ctx, image, width, height, scale, method, crop, pixels):
     from latentloom.app.sd import upscale
     h0, w0 = image.shape[-2:]
     w, h = upscale.target_size(width, height, scale, w0, h0, 1)
     _log_size(ctx, "image", w0, h0, w, h)
-    return upscale.image(image, w, h, method, crop)
+    return upscale.image(image, w, h, method, crop, pixels)

@@ -267,7 +267,7 @@ def test_other_nodes_map():
      {"type": "LatentUpscale", "params": {"method": "bislerp", "width": 96, "height": 80, "crop": "center"},
       "inputs": {"latent": ["5", "latent"]}}),
     ("ImageScale", {"upscale_method": "lanczos", "width": 96, "height": 80, "crop": "disabled", "image": ["8", 0]},
-     {"type": "ImageScale", "params": {"method": "lanczos", "width": 96, "height": 80},
+     {"type": "ImageScale", "params": {"method": "lanczos", "width": 96, "height": 80, "pixels": "comfyui"},
       "inputs": {"image": ["8", "image"]}}),
 ])
 def test_scaling_nodes_map(ctype, inputs, expected):

@@ -46,7 +46,8 @@ def test_comfyui_image_scale_with_centre_crop_renders_comfyuis_formula(tmp_path)
                                                            "crop": "center", "image": ["1", 0]}},
               "3": {"class_type": "SaveImage", "inputs": {"filename_prefix": "x", "images": ["2", 0]}}}
     assert mapped(prompt, tmp_path)["2"] == {"type": "ImageScale", "params": {
-        "method": "bilinear", "width": 24, "height": 16, "crop": "center"}, "inputs": {"image": ["1", "image"]}}
+        "method": "bilinear", "width": 24, "height": 16, "crop": "center", "pixels": "comfyui"},
+        "inputs": {"image": ["1", "image"]}}
     session = Session(catalog, models_dirs=[root / "models"], output_dir=tmp_path / "out", device="cpu")
     path = tmp_path / "api.json"
     got = np.array(Image.open(session.run(session.prepare(session.open(path))).outputs[0]))
@@ -158,6 +159,33 @@ def test_image_scale_with_one_side_0_already_gives_comfyuis_size(engine, tmp_pat
 
 
 # -- ControlNet ---------------------------------------------------------------------------------
+def test_comfyui_image_scale_pixels_are_comfyuis(tmp_path):
+    """ComfyUI's ImageScale: lanczos goes through 8-bit RGB (255 x clipped, truncated), PIL's LANCZOS,
+    / 255, even at an unchanged size (ImageScaleBy 1); bicubic is not clamped to 0..1. Our own
+    default (pixels float) resizes float planes and clamps."""
+    from latentloom.app.sd import upscale
+    x = torch.rand(1, 3, 20, 37, generator=torch.Generator().manual_seed(2)) * 1.1 - 0.05
+
+    def lanczos(w, h):
+        arr = np.clip(255.0 * x[0].permute(1, 2, 0).numpy(), 0, 255).astype(np.uint8)
+        out = np.array(Image.fromarray(arr).resize((w, h), Image.Resampling.LANCZOS)).astype(np.float32) / 255.0
+        return torch.from_numpy(out).permute(2, 0, 1)[None]
+
+    assert torch.equal(upscale.image(x, 41, 23, "lanczos", pixels="comfyui"), lanczos(41, 23))
+    assert torch.equal(upscale.image(x, 37, 20, "lanczos", pixels="comfyui"), lanczos(37, 20))
+    bicubic = F.interpolate(x, size=(23, 41), mode="bicubic")
+    assert bicubic.min() < 0 and bicubic.max() > 1
+    assert torch.equal(upscale.image(x, 41, 23, "bicubic", pixels="comfyui"), bicubic)
+    assert torch.equal(upscale.image(x, 41, 23, "bicubic"), bicubic.clamp(0, 1))
+    p = api_prompt()
+    p["30"] = {"class_type": "ImageScaleBy", "inputs": {"upscale_method": "lanczos", "scale_by": 1.0, "image": ["8", 0]}}
+    p["31"] = {"class_type": "ImageScale", "inputs": {"upscale_method": "lanczos", "width": 0, "height": 0,
+                                                      "crop": "disabled", "image": ["8", 0]}}
+    n = mapped(p, tmp_path)
+    assert n["30"]["params"] == {"method": "lanczos", "scale": 1.0, "pixels": "comfyui"}
+    assert n["31"]["params"] == {"method": "lanczos", "scale": 1.0, "width": 0, "height": 0}  # untouched: float
+
+
 def test_old_controlnet_apply_and_diff_loader_map_onto_apply_controlnet(tmp_path):
     p = api_prompt()
     p["40"] = {"class_type": "DiffControlNetLoader", "inputs": {"model": ["4", 0],
@@ -629,7 +657,8 @@ def test_ui_files_give_the_new_nodes_their_widget_values():
     assert n["40"]["params"] == {"path": "canny.safetensors"}
     assert n["42"]["params"] == {"strength": 0.65} and n["42"]["ui"]["title"] == "Edges"
     assert n["42"]["inputs"]["controlnet"] == ["40", "controlnet"]
-    assert n["43"]["params"] == {"method": "bicubic", "width": 40, "height": 24, "crop": "center"}
+    assert n["43"]["params"] == {"method": "bicubic", "width": 40, "height": 24, "crop": "center",
+                                 "pixels": "comfyui"}
 
 
 # -- the old CheckpointLoader ----------------------------------------------------------------------

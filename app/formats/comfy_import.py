@@ -211,6 +211,8 @@ def _scale(type, by=False):
             crop = b.value(cid, "crop", "disabled")
             if crop != "disabled":
                 params["crop"] = crop
+        if type == "ImageScale" and (by or "scale" not in params):  # ImageScale 0 x 0 returns it untouched
+            params["pixels"] = "comfyui"
         ours, theirs = ("latent", "samples") if type == "LatentUpscale" else ("image", "image")
         b.add(cid, type, params, {ours: b.ref(cid, theirs)}, cid)
         return [Ref(cid, ours)]

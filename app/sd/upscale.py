@@ -119,10 +119,18 @@ def latent(lat, width, height, method, crop="disabled"):
                   masked_image_latents=masked, inpaint_mask=near(lat.inpaint_mask))
 
 
-def image(img, width, height, method, crop="disabled"):
+def image(img, width, height, method, crop="disabled", pixels="float"):
+    """pixels comfyui: as ComfyUI's ImageScale: lanczos on 8-bit RGB (255 x clipped and truncated
+    first, even at an unchanged size), and the other methods not clamped to 0..1."""
     if crop == "center":
         img = center_crop(img, width, height)
+    if method == "lanczos" and pixels == "comfyui":
+        from PIL import Image
+        from latentloom.app.sd.comfy.images import to_pil_truncated
+        from latentloom.app.sd.images import from_pil
+        return from_pil([p.resize((width, height), Image.Resampling.LANCZOS) for p in to_pil_truncated(img)])
     if method == "lanczos":
         from latentloom.app.sd import masks
         return masks.resize(img, width, height, "lanczos")
-    return interpolate(img, width, height, method).clamp(0, 1)
+    out = interpolate(img, width, height, method)
+    return out if pixels == "comfyui" else out.clamp(0, 1)
