@@ -141,12 +141,13 @@ class Files:
     def find(self, names, folder, walk=False):
         """The first of several candidate names that is a file, or None. walk: then also in each
         sub-folder of the folder in the models folders (sorted, at most MAX_FOLDER_ENTRIES)."""
-        places = [[c for c in self.candidates(name, folder)] for name in names]
-        if walk:
-            subs = self._subfolders(folder)
-            places += [[sub / name for sub in subs] for name in names]
-        for name, paths in zip(list(names) * (2 if walk else 1), places):
-            for c in paths:
+        for name in names:
+            for c in self.candidates(name, folder):
+                if _is_file(c):
+                    return Resolved(name, str(c.resolve()))
+        subs = self._subfolders(folder) if walk else ()
+        for name in names:
+            for c in (sub / name for sub in subs):
                 if _is_file(c):
                     return Resolved(name, str(c.resolve()))
         return None
