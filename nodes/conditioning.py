@@ -5,10 +5,14 @@ from latentloom.nodes.base import node
 
 
 def embedding_refs(params):
-    """Embeddings a prompt names: embedding:name, and bare file names in A1111 weighting mode."""
+    """Embeddings a prompt names: embedding:name, and bare file names in A1111 weighting mode.
+    comfyui weighting reads them by ComfyUI's rule, and one that is missing is dropped when run."""
     from latentloom.app.core.spec import Ref
-    from latentloom.app.sd.embeddings import candidates, names, words
+    from latentloom.app.sd.embeddings import candidates, comfyui_candidates, comfyui_names, names, words
     text = params.get("text", "")
+    if params.get("weighting") == "comfyui":
+        return [Ref("text", n, comfyui_candidates(n), "embeddings", "embedding", required=False, walk=True)
+                for n in comfyui_names(text)]
     refs = [Ref("text", n, candidates(n), "embeddings", "embedding") for n in names(text)]
     if params.get("weighting") == "a1111":
         refs += [Ref("text", w, candidates(w), "embeddings", "embedding", required=False) for w in words(text)]
@@ -18,7 +22,8 @@ def embedding_refs(params):
 @node("TextEncode", "conditioning",
       "Encode a prompt with the CLIP text encoder. Prompts longer than 77 tokens are split into "
       "chunks of 75 tokens, each encoded on its own and joined, never silently truncated. "
-      "embedding:name uses the textual-inversion embedding models/embeddings/name.safetensors (or .pt).",
+      "embedding:name uses the textual-inversion embedding models/embeddings/name.safetensors (or .pt); "
+      "with comfyui weighting, read as ComfyUI does (a missing one is left out, with a warning).",
       inputs=[In("clip", CLIP)],
       outputs=[Out("conditioning", CONDITIONING)],
       params=[Text("text", "", "The prompt."),

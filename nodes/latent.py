@@ -89,14 +89,37 @@ def set_latent_mask(ctx, latent, mask, resize):
       "Encode an image and a mask for 9-channel inpainting checkpoints (SD 1.5 inpainting layout): the "
       "latent carries the image latents, the mask and the masked-image latents.",
       inputs=[In("vae", VAE), In("image", IMAGE), In("mask", MASK)],
-      outputs=[Out("latent", LATENT)])
-def inpaint_encode(ctx, vae, image, mask):
+      outputs=[Out("latent", LATENT)],
+      params=[Choice("masking", ["diffusers", "comfyui"], "diffusers", "diffusers: as its inpaint pipeline "
+                     "(image resized to multiples of 8, mask binarized, nearest to the latent); comfyui: as "
+                     "ComfyUI's InpaintModelConditioning (image centre-cropped, masked pixels greyed where the "
+                     "rounded mask is 1; the model gets the mask bilinear to the latent and rounded, the noise "
+                     "mask is bilinear, not rounded)."),
+              Bool("noise_mask", True, "false: the latent carries no noise mask, so the whole image is "
+                   "sampled; a 9-channel model still gets the mask and masked image (ComfyUI's noise_mask "
+                   "false; runs with comfyui sampling).")])
+def inpaint_encode(ctx, vae, image, mask, masking, noise_mask):
     from latentloom.app.sd import images
     from latentloom.app.sd.handles import Latent
+    if masking == "comfyui":
+        return _comfyui_inpaint_encode(ctx, vae, image, mask, noise_mask)
     with ctx.env.vae(vae) as model:
         pixels = _pixels(ctx, model, image)
         h, w = pixels.shape[-2:]
         full, small = _mask_for(ctx, mask, h, w, images.scale_factor(model))
         masked = pixels * (full < 0.5)
-        return Latent(images.encode(model, pixels), mask=small,
-                      masked_image_latents=images.encode(model, masked))
+        return Latent(images.encode(model, pixels), mask=small if noise_mask else None,
+                      masked_image_latents=images.encode(model, masked), inpaint_mask=None if noise_mask else small)
+
+
+def _comfyui_inpaint_encode(ctx, vae, image, mask, noise_mask):
+    from latentloom.app.sd import images
+    from latentloom.app.sd.comfy import images as comfy_images
+    from latentloom.app.sd.handles import Latent
+    with ctx.env.vae(vae) as model:
+        pixels, full = comfy_images.cropped_with_mask(image, mask, images.scale_factor(model))
+        samples = images.encode(model, pixels * 2.0 - 1.0)
+        masked = images.encode(model, comfy_images.grey(pixels, full) * 2.0 - 1.0)
+    small = comfy_images.latent_mask(full, *samples.shape[-2:])
+    return Latent(samples, mask=small if noise_mask else None, masked_image_latents=masked,
+                  inpaint_mask=small.round())

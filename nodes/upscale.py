@@ -4,7 +4,7 @@ from latentloom.app.core.types import IMAGE, LATENT
 from latentloom.nodes.base import node
 
 LATENT_METHODS = ["nearest-exact", "bilinear", "bicubic", "area", "nearest", "bilinear-antialias",
-                  "bicubic-antialias"]
+                  "bicubic-antialias", "bislerp"]
 
 
 def _size_params(multiple):
@@ -18,10 +18,16 @@ def _size_params(multiple):
 
 def _check(multiple):
     def check(params):
+        if params.get("rounding") == "comfyui":  # floored to the latent grid when run
+            return []
         return [(k, f"{params[k]} is not a multiple of {multiple}") for k in ("width", "height") if params[k] % multiple]
     return check
 
 
+ROUNDING = Choice("rounding", ["nearest", "comfyui"], help="With width or height given: nearest: a side "
+                  "given as 0 keeps the aspect ratio, rounded to the nearest multiple of 8 (sizes must be "
+                  "multiples of 8); comfyui: as ComfyUI's LatentUpscale: each side at least 64, a side given "
+                  "as 0 rounded to whole pixels, then both floored to multiples of 8.")
 CROP = Choice("crop", ["disabled", "center"], help="center: first cut the source to the new aspect ratio, "
               "centred (ComfyUI's crop), so nothing is stretched; disabled: stretch to the new size.")
 
@@ -36,12 +42,17 @@ def _log_size(ctx, what, w0, h0, w, h):
       inputs=[In("latent", LATENT)],
       outputs=[Out("latent", LATENT)],
       params=_size_params(8) + [Choice("method", LATENT_METHODS, help="Interpolation (torch; the -antialias "
-                                       "ones are A1111's antialiased latent upscalers)."), CROP],
+                                       "ones are A1111's antialiased latent upscalers; bislerp is ComfyUI's: "
+                                       "bilinear with slerp between pixels)."), CROP, ROUNDING],
       check=_check(8))
-def latent_upscale(ctx, latent, width, height, scale, method, crop):
+def latent_upscale(ctx, latent, width, height, scale, method, crop, rounding):
     from latentloom.app.sd import upscale
-    h0, w0 = (s * 8 for s in latent.samples.shape[-2:])
-    w, h = upscale.target_size(width, height, scale, w0, h0, 8)
+    lh, lw = latent.samples.shape[-2:]
+    h0, w0 = lh * 8, lw * 8
+    if rounding == "comfyui" and (width or height):
+        w, h = upscale.comfyui_latent_size(width, height, lw, lh)
+    else:
+        w, h = upscale.target_size(width, height, scale, w0, h0, 8)
     _log_size(ctx, "latent", w0, h0, w, h)
     return upscale.latent(latent, w, h, method, crop)
 
@@ -51,10 +62,14 @@ def latent_upscale(ctx, latent, width, height, scale, method, crop):
       inputs=[In("image", IMAGE)],
       outputs=[Out("image", IMAGE)],
       params=_size_params(1) + [Choice("method", LATENT_METHODS + ["lanczos"], help="Interpolation: torch's, "
-                                       "or PIL's lanczos (sharpest)."), CROP])
-def image_scale(ctx, image, width, height, scale, method, crop):
+                                       "ComfyUI's bislerp, or PIL's lanczos (sharpest)."), CROP,
+                                 Choice("pixels", ["float", "comfyui"], help="float: lanczos on float planes, "
+                                        "results clamped to 0..1; comfyui: as ComfyUI's ImageScale: lanczos "
+                                        "on 8-bit RGB (values truncated to 8 bits first), the other methods "
+                                        "not clamped.")])
+def image_scale(ctx, image, width, height, scale, method, crop, pixels):
     from latentloom.app.sd import upscale
     h0, w0 = image.shape[-2:]
     w, h = upscale.target_size(width, height, scale, w0, h0, 1)
     _log_size(ctx, "image", w0, h0, w, h)
-    return upscale.image(image, w, h, method, crop)
+    return upscale.image(image, w, h, method, crop, pixels)

@@ -191,7 +191,8 @@ def test_a1111_img2img_asks_for_the_source_image(tmp_path):
     doc = open_document(_png(tmp_path / "a.png", parameters=text))
     n = doc.data["nodes"]
     assert n["latent"]["type"] == "VAEEncode" and n["image"]["params"] == {"path": ""}
-    assert n["sampler"]["params"]["denoise"] == 0.4 and n["scheduler"]["params"]["name"] == "euler_ancestral"
+    assert n["sampler"]["params"]["denoise"] == 1.0 and n["scheduler"]["params"]["name"] == "euler_ancestral"
+    assert n["scheduler"]["params"]["start_at_step"] == 10 - int(0.4 * 10) - 1
     with pytest.raises(WorkflowError) as err:
         Session(catalog).prepare(doc)
     assert "node 'image' param 'path': a file is required" in str(err.value)
@@ -239,7 +240,7 @@ def test_other_nodes_map():
                        "inputs": {"latent": ["21", "latent"], "mask": ["20", "mask"]}}
     assert n["23"] == {"type": "VAEEncodeForInpaint", "params": {"grow_mask_by": 4},
                        "inputs": {"vae": ["4", "vae"], "image": ["20", "image"], "mask": ["20", "mask"]}}
-    assert n["24"] == {"type": "InpaintEncode", "params": {},
+    assert n["24"] == {"type": "InpaintEncode", "params": {"masking": "comfyui", "noise_mask": True},
                        "inputs": {"vae": ["4", "vae"], "image": ["20", "image"], "mask": ["20", "mask"]}}
     assert n["25"]["inputs"]["positive"] == ["6", "conditioning"] and n["25"]["inputs"]["latent"] == ["24", "latent"]
     assert n["25"]["params"] == {"steps": 10, "cfg": 5.0}
@@ -260,8 +261,13 @@ def test_other_nodes_map():
       "inputs": {"latent": ["5", "latent"]}}),
     ("LatentUpscaleBy", {"upscale_method": "area", "scale_by": 1.5, "samples": ["5", 0]},
      {"type": "LatentUpscale", "params": {"method": "area", "scale": 1.5}, "inputs": {"latent": ["5", "latent"]}}),
+    ("LatentUpscaleBy", {"upscale_method": "bislerp", "scale_by": 2.0, "samples": ["5", 0]},
+     {"type": "LatentUpscale", "params": {"method": "bislerp", "scale": 2.0}, "inputs": {"latent": ["5", "latent"]}}),
+    ("LatentUpscale", {"upscale_method": "bislerp", "width": 96, "height": 80, "crop": "center", "samples": ["5", 0]},
+     {"type": "LatentUpscale", "params": {"method": "bislerp", "width": 96, "height": 80, "crop": "center"},
+      "inputs": {"latent": ["5", "latent"]}}),
     ("ImageScale", {"upscale_method": "lanczos", "width": 96, "height": 80, "crop": "disabled", "image": ["8", 0]},
-     {"type": "ImageScale", "params": {"method": "lanczos", "width": 96, "height": 80},
+     {"type": "ImageScale", "params": {"method": "lanczos", "width": 96, "height": 80, "pixels": "comfyui"},
       "inputs": {"image": ["8", "image"]}}),
 ])
 def test_scaling_nodes_map(ctype, inputs, expected):

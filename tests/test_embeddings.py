@@ -127,3 +127,71 @@ def test_pickled_objects_are_refused(engine, tiny_dir, models, tmp_path):
 
 class Evil:
     pass
+
+
+# -- comfyui weighting: ComfyUI's rule (comfy/sd1_clip.py tokenize_with_weights, load_embed) ------
+@pytest.fixture(scope="module")
+def comfy_models(tmp_path_factory):
+    """embeddings/tinyemb.safetensors; styles/zxmulti.pt, only in a sub-folder; dup.pt.safetensors
+    (ComfyUI tries the name as written, then adds an extension); models/up.safetensors, outside."""
+    root = tmp_path_factory.mktemp("models")
+    (root / "embeddings" / "styles").mkdir(parents=True)
+    gen = torch.Generator().manual_seed(5)
+    save_file({"<tinyemb>": torch.randn(32, generator=gen)}, str(root / "embeddings" / "tinyemb.safetensors"))
+    torch.save({"string_to_param": {"*": torch.randn(3, 32, generator=gen)}, "name": "zxmulti"},
+               root / "embeddings" / "styles" / "zxmulti.pt")
+    save_file({"<dup>": torch.randn(2, 32, generator=gen)}, str(root / "embeddings" / "dup.pt.safetensors"))
+    save_file({"emb_params": torch.randn(1, 32, generator=gen)}, str(root / "up.safetensors"))
+    return root
+
+
+def test_comfyui_mode_reads_embedding_names_as_comfyui_does():
+    """`embedding:` counts at a segment's start or after a space or newline, in lower case; the name
+    is the next whitespace-free word (after any spaces); with commas it is also tried without them.
+    Names that would leave the embeddings folder are not looked for."""
+    from latentloom.nodes.conditioning import embedding_refs
+    text = ("a,embedding:inword Embedding:caps (embedding:tinyemb:1.2) embedding:  spaced\nembedding:zxmulti, x "
+            "embedding:../up embedding:~/home embedding:/etc/x embedding:sub/dup.pt embedding:")
+    refs = embedding_refs({"text": text, "weighting": "comfyui"})
+    assert [r.name for r in refs] == ["tinyemb", "spaced", "zxmulti,", "zxmulti", "sub/dup.pt"]
+    assert all(not r.required and r.walk for r in refs)
+    assert refs[0].candidates == ("tinyemb", "tinyemb.safetensors", "tinyemb.pt", "tinyemb.bin")
+    assert refs[4].candidates[:2] == ("sub/dup.pt", "sub/dup.pt.safetensors")
+    # The other modes keep their reading: embedding:NAME anywhere, required.
+    assert [(r.name, r.required) for r in embedding_refs({"text": text, "weighting": "none"})] == [
+        ("inword", True), ("caps", True), ("tinyemb", True), ("zxmulti", True), ("sub/dup.pt", True)]
+
+
+def test_comfyui_mode_embeddings_equal_comfyuis_token_sequence(runtime, tmp_path, tiny_dir, comfy_models):
+    """ComfyUI's tokens for the prompt below, written out: "a cat"; zxmulti's 3 vectors (found in a
+    sub-folder; "zxmulti," is not a file, so the comma is cut off and tokenized after it); "nope" is
+    not found: dropped with a warning, the text after it kept; "dup.pt" is dup.pt.safetensors;
+    "a,embedding:tinyemb" and "Embedding:tinyemb" are plain text."""
+    from latentloom.app.core.validate import load
+    from latentloom.nodes import catalog
+    engine = Engine(catalog, output_dir=tmp_path / "out", models_dirs=[comfy_models], env=runtime, previews=False)
+    prompt = "a cat embedding:zxmulti, embedding:nope, red fox, embedding:dup.pt a,embedding:tinyemb Embedding:tinyemb"
+    wf = load({"format": "latentloom.workflow", "version": 2, "nodes": {
+        "ckpt": {"type": "LoadCheckpoint", "params": {"path": str(tiny_dir), "dtype": "fp32"}},
+        "pos": {"type": "TextEncode", "params": {"text": prompt}, "inputs": {"clip": ["ckpt", "clip"]}}}}, catalog)
+    events = []
+    got = engine.run(wf, targets=["pos"], on_event=events.append).values["pos"]["conditioning"].embeds
+    assert "embedding:nope, does not exist, ignoring it (as ComfyUI does)" in [getattr(e, "message", "")
+                                                                               for e in events]
+
+    pipe = diffusers.StableDiffusionPipeline.from_pretrained(tiny_dir, safety_checker=None,
+                                                             requires_safety_checker=False)
+    pipe.load_textual_inversion(str(comfy_models / "embeddings" / "styles" / "zxmulti.pt"), token="zxmulti")
+    pipe.load_textual_inversion(str(comfy_models / "embeddings" / "dup.pt.safetensors"), token="dupemb")
+    tok = pipe.tokenizer
+
+    def ids(text):
+        return tok(text, add_special_tokens=False).input_ids
+
+    body = (ids("a cat") + tok.convert_tokens_to_ids(["zxmulti", "zxmulti_1", "zxmulti_2"]) + ids(",")
+            + ids(", red fox,") + tok.convert_tokens_to_ids(["dupemb", "dupemb_1"])
+            + ids("a,embedding:tinyemb") + ids("Embedding:tinyemb"))
+    full = [tok.bos_token_id] + body + [tok.eos_token_id] + [tok.pad_token_id] * (75 - len(body))
+    with torch.no_grad():
+        expected = pipe.text_encoder(torch.tensor([full]))[0]
+    assert torch.equal(got, expected)

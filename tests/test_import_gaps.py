@@ -46,7 +46,8 @@ def test_comfyui_image_scale_with_centre_crop_renders_comfyuis_formula(tmp_path)
                                                            "crop": "center", "image": ["1", 0]}},
               "3": {"class_type": "SaveImage", "inputs": {"filename_prefix": "x", "images": ["2", 0]}}}
     assert mapped(prompt, tmp_path)["2"] == {"type": "ImageScale", "params": {
-        "method": "bilinear", "width": 24, "height": 16, "crop": "center"}, "inputs": {"image": ["1", "image"]}}
+        "method": "bilinear", "width": 24, "height": 16, "crop": "center", "pixels": "comfyui"},
+        "inputs": {"image": ["1", "image"]}}
     session = Session(catalog, models_dirs=[root / "models"], output_dir=tmp_path / "out", device="cpu")
     path = tmp_path / "api.json"
     got = np.array(Image.open(session.run(session.prepare(session.open(path))).outputs[0]))
@@ -100,7 +101,91 @@ def test_comfyui_scale_sizes_map_as_comfyui_reads_them(tmp_path):
     assert n["31"]["params"] == {"method": "bicubic", "width": 96, "height": 64, "crop": "center"}
 
 
+def comfyui_latent_upscale_size(latent_w, latent_h, width, height):
+    """nodes.py LatentUpscale.upscale, written out: the latent's size after it (latent units)."""
+    if width == 0:
+        height = max(64, height)
+        width = max(64, round(latent_w * height / latent_h))
+    elif height == 0:
+        width = max(64, width)
+        height = max(64, round(latent_h * width / latent_w))
+    return width // 8, height // 8
+
+
+@pytest.mark.parametrize("width,height", [(0, 704), (0, 705), (0, 40), (472, 0), (100, 0)])
+def test_latent_upscale_with_one_side_0_gives_comfyuis_size(engine, tmp_path, width, height):
+    """A 64x96 image is an 8x12 latent. (0, 704): ComfyUI takes round(8 * 704 / 12) = 469 px, floored
+    to 58 columns, where rounding 469.3 to the nearest multiple of 8 would give 59; 705 (no multiple
+    of 8) floors to 88 rows; a side under 64 becomes 64."""
+    p = {"5": {"class_type": "EmptyLatentImage", "inputs": {"width": 64, "height": 96, "batch_size": 1}},
+         "6": {"class_type": "LatentUpscale", "inputs": {"upscale_method": "bilinear", "width": width,
+                                                         "height": height, "crop": "disabled", "samples": ["5", 0]}}}
+    n = mapped(p, tmp_path)
+    assert n["6"]["params"] == {"method": "bilinear", "width": width, "height": height, "rounding": "comfyui"}
+    doc = {"format": "latentloom.workflow", "version": 2, "nodes": n}
+    values = engine.run(load(doc, catalog), targets=["6"]).values
+    w, h = comfyui_latent_upscale_size(8, 12, width, height)
+    assert values["6"]["latent"].samples.shape[-2:] == (h, w)
+    expected = F.interpolate(values["5"]["latent"].samples, size=(h, w), mode="bilinear", align_corners=False)
+    assert torch.equal(values["6"]["latent"].samples, expected)
+
+
+def test_latent_upscale_rounding_nearest_stays_the_default():
+    """Our own workflows keep their meaning: rounding defaults to nearest, where 469.3 px -> 472."""
+    wf = graph({"latent": {"type": "EmptyLatent", "params": {"width": 64, "height": 96}},
+                "up": {"type": "LatentUpscale", "params": {"height": 704}, "inputs": {"latent": ["latent", "latent"]}}})
+    assert wf.nodes["up"].params["rounding"] == "nearest"
+    from latentloom.app.sd.upscale import comfyui_latent_size, target_size
+    assert target_size(0, 704, 1.5, 64, 96, 8) == (472, 704)
+    assert comfyui_latent_size(0, 704, 8, 12) == (464, 704)
+
+
+@pytest.mark.parametrize("width,height", [(0, 50), (37, 0), (0, 1)])
+def test_image_scale_with_one_side_0_already_gives_comfyuis_size(engine, tmp_path, width, height):
+    """ComfyUI's ImageScale: the missing side is max(1, round(side * given / other)), no 8-grid."""
+    src = noise_png(tmp_path / "in.png", 37, 20)
+    p = {"1": {"class_type": "LoadImage", "inputs": {"image": str(src)}},
+         "2": {"class_type": "ImageScale", "inputs": {"upscale_method": "bilinear", "width": width, "height": height,
+                                                      "crop": "disabled", "image": ["1", 0]}},
+         "3": {"class_type": "SaveImage", "inputs": {"filename_prefix": "x", "images": ["2", 0]}}}
+    doc = {"format": "latentloom.workflow", "version": 2, "nodes": mapped(p, tmp_path)}
+    values = engine.run(load(doc, catalog)).values
+    if width == 0:
+        width = max(1, round(37 * height / 20))
+    else:
+        height = max(1, round(20 * width / 37))
+    expected = F.interpolate(values["1"]["image"], size=(height, width), mode="bilinear", align_corners=False)
+    assert torch.equal(values["2"]["image"], expected.clamp(0, 1))
+
+
 # -- ControlNet ---------------------------------------------------------------------------------
+def test_comfyui_image_scale_pixels_are_comfyuis(tmp_path):
+    """ComfyUI's ImageScale: lanczos goes through 8-bit RGB (255 x clipped, truncated), PIL's LANCZOS,
+    / 255, even at an unchanged size (ImageScaleBy 1); bicubic is not clamped to 0..1. Our own
+    default (pixels float) resizes float planes and clamps."""
+    from latentloom.app.sd import upscale
+    x = torch.rand(1, 3, 20, 37, generator=torch.Generator().manual_seed(2)) * 1.1 - 0.05
+
+    def lanczos(w, h):
+        arr = np.clip(255.0 * x[0].permute(1, 2, 0).numpy(), 0, 255).astype(np.uint8)
+        out = np.array(Image.fromarray(arr).resize((w, h), Image.Resampling.LANCZOS)).astype(np.float32) / 255.0
+        return torch.from_numpy(out).permute(2, 0, 1)[None]
+
+    assert torch.equal(upscale.image(x, 41, 23, "lanczos", pixels="comfyui"), lanczos(41, 23))
+    assert torch.equal(upscale.image(x, 37, 20, "lanczos", pixels="comfyui"), lanczos(37, 20))
+    bicubic = F.interpolate(x, size=(23, 41), mode="bicubic")
+    assert bicubic.min() < 0 and bicubic.max() > 1
+    assert torch.equal(upscale.image(x, 41, 23, "bicubic", pixels="comfyui"), bicubic)
+    assert torch.equal(upscale.image(x, 41, 23, "bicubic"), bicubic.clamp(0, 1))
+    p = api_prompt()
+    p["30"] = {"class_type": "ImageScaleBy", "inputs": {"upscale_method": "lanczos", "scale_by": 1.0, "image": ["8", 0]}}
+    p["31"] = {"class_type": "ImageScale", "inputs": {"upscale_method": "lanczos", "width": 0, "height": 0,
+                                                      "crop": "disabled", "image": ["8", 0]}}
+    n = mapped(p, tmp_path)
+    assert n["30"]["params"] == {"method": "lanczos", "scale": 1.0, "pixels": "comfyui"}
+    assert n["31"]["params"] == {"method": "lanczos", "scale": 1.0, "width": 0, "height": 0}  # untouched: float
+
+
 def test_old_controlnet_apply_and_diff_loader_map_onto_apply_controlnet(tmp_path):
     p = api_prompt()
     p["40"] = {"class_type": "DiffControlNetLoader", "inputs": {"model": ["4", 0],
@@ -281,6 +366,38 @@ def test_a1111_hires_png_runs_at_the_hires_size(tmp_path, tiny_dir):
     assert result.values["upscale"]["latent"].samples.shape[-2:] == (9, 12)
 
 
+@pytest.mark.parametrize("steps,strength", [(10, 0.4), (10, 1.0), (10, 0.05), (20, 0.75), (7, 0.5)])
+def test_a1111_img2img_runs_a1111s_steps(tmp_path, tiny_dir, steps, strength):
+    """A1111's img2img (img2img_fix_steps off): t_enc = int(min(strength, 0.999) * steps); the sampler
+    runs sigmas[steps - t_enc - 1:] of a steps-long schedule, t_enc + 1 steps, with noise scaled by
+    the first of them (where ComfyUI's denoise would run `steps` steps of int(steps / strength))."""
+    from PIL import PngImagePlugin
+    from latentloom.app.sd.comfy import schedules
+    info = PngImagePlugin.PngInfo()
+    info.add_text("parameters", f"a fox\nSteps: {steps}, Sampler: Euler, Schedule type: Karras, CFG scale: 7, "
+                                f"Seed: 5, Size: 64x64, Model: tiny, Denoising strength: {strength}")
+    png = tmp_path / "a1111.png"
+    Image.new("RGB", (8, 8)).save(png, pnginfo=info)
+    models = tmp_path / "models"
+    (models / "checkpoints").mkdir(parents=True)
+    (models / "checkpoints" / "tiny.safetensors").symlink_to(tiny_dir)
+    src = noise_png(tmp_path / "src.png", 64, 64)
+    session = Session(catalog, models_dirs=[models], output_dir=tmp_path / "out", device="cpu")
+    doc = session.open(png)
+    t_enc = int(min(strength, 0.999) * steps)
+    assert doc.data["nodes"]["scheduler"]["params"]["start_at_step"] == steps - t_enc - 1
+    events = []
+    result = session.run(session.prepare(doc, ["ckpt.dtype=\"fp32\"", f"image.path={json.dumps(str(src))}"]),
+                         on_event=events.append)
+    from latentloom.app.engine.events import NodeProgress
+    totals = {e.total for e in events if isinstance(e, NodeProgress) and e.node_id == "sampler"}
+    assert totals == {t_enc + 1}
+    handle = result.values["scheduler"]["scheduler"]
+    full = schedules.sigmas_for(schedules.ModelSampling(handle.config), "karras", "euler", steps, 1.0)
+    from latentloom.app.sd.comfy.sample import window
+    assert torch.equal(window(full, handle), full[steps - t_enc - 1:])
+
+
 def test_export_of_methods_comfyui_lacks_is_refused():
     from latentloom.app.core.workflow import WorkflowError
     from latentloom.app.formats.comfy_export import to_prompt
@@ -295,6 +412,16 @@ def test_export_of_methods_comfyui_lacks_is_refused():
                 "up": {"type": "LatentUpscale", "params": {"scale": 2.0}, "inputs": {"latent": ["latent", "latent"]}}})
     assert to_prompt(wf)[0]["up"] == {"class_type": "LatentUpscaleBy", "inputs": {
         "upscale_method": "nearest-exact", "scale_by": 2.0, "samples": ["latent", 0]}}
+    wf = graph({"latent": {"type": "EmptyLatent"},
+                "up": {"type": "LatentUpscale", "params": {"scale": 2.0, "method": "bislerp"},
+                       "inputs": {"latent": ["latent", "latent"]}}})
+    assert to_prompt(wf)[0]["up"]["inputs"]["upscale_method"] == "bislerp"
+    # ComfyUI's ImageScale has no bislerp (only its latent upscalers do).
+    wf = graph({"img": {"type": "LoadImage", "params": {"path": "x.png"}},
+                "sc": {"type": "ImageScale", "params": {"method": "bislerp"}, "inputs": {"image": ["img", "image"]}}})
+    with pytest.raises(WorkflowError) as info:
+        to_prompt(wf)
+    assert [str(p) for p in info.value.problems] == ["node 'sc' param 'method': ComfyUI's ImageScale has no 'bislerp'"]
 
 
 # -- embedding:NAME in ComfyUI prompts ------------------------------------------------------------
@@ -362,18 +489,23 @@ def test_embedding_names_with_subfolders_and_sdxl_files(emb_models):
 
 
 def test_imported_comfyui_prompt_finds_embeddings_in_the_models_folder(tmp_path, emb_models):
+    """Found in models/embeddings/ (and a sub-folder of it); a missing one is no validation error:
+    ComfyUI leaves it out with a warning (test_embeddings has the tokens)."""
+    from latentloom.app.engine.executor import Engine
     p = api_prompt()
-    p["6"]["inputs"]["text"] = "a (embedding:styles/zxmulti:1.1) fox, embedding:tinyemb"
+    p["6"]["inputs"]["text"] = "a (embedding:styles/zxmulti:1.1) fox, embedding:tinyemb embedding:zxmulti"
     p["7"]["inputs"]["text"] = "embedding:missing"
     path = tmp_path / "api.json"
     path.write_text(json.dumps(p))
-    from latentloom.app.core.workflow import WorkflowError
-    with pytest.raises(WorkflowError) as info:
-        Session(catalog, models_dirs=[emb_models], output_dir=tmp_path / "out").prepare(open_document(path))
+    wf = load(open_document(path).data, catalog)
+    engine = Engine(catalog, output_dir=tmp_path / "out", models_dirs=[emb_models])
+    resolved = engine.resolve_files(wf, ["6", "7"])
     folder = (emb_models / "embeddings").resolve()
-    problems = [str(x) for x in info.value.problems if "embedding" in str(x)]
-    assert problems == [f"node '7' param 'text': embedding 'missing' not found: put missing.safetensors or "
-                        f"missing.pt or missing.bin into {folder}"]
+    assert {k: r.path for k, r in resolved["6"].items()} == {
+        "text:styles/zxmulti": str(folder / "styles" / "zxmulti.pt"),
+        "text:tinyemb": str(folder / "tinyemb.safetensors"),
+        "text:zxmulti": str(folder / "styles" / "zxmulti.pt")}
+    assert resolved["7"] == {}
 
 
 # -- InpaintModelConditioning noise_mask false ----------------------------------------------------
@@ -387,34 +519,117 @@ def inpaint_prompt(noise_mask):
     return p
 
 
-def test_inpaint_model_conditioning_without_noise_mask_is_a_plain_encode(tmp_path, tiny_dir):
-    """ComfyUI keeps no noise mask, and a 4-channel model ignores the inpainting concat: the latent
-    is the cropped VAE encode of the pixels, so it renders as ComfyUI's VAEEncode in its place."""
-    n = mapped(inpaint_prompt(False), tmp_path)
-    assert n["24"] == {"type": "VAEEncode", "params": {"sizing": "crop"},
-                       "inputs": {"vae": ["4", "vae"], "image": ["20", "image"]}}
-    assert n["3"]["inputs"]["positive"] == ["6", "conditioning"] and n["3"]["inputs"]["latent"] == ["24", "latent"]
-    assert mapped(inpaint_prompt(True), tmp_path)["24"]["type"] == "InpaintEncode"
-
+def comfy_folder(tmp_path, model_dir):
+    """A ComfyUI folder: models/checkpoints/tiny and input/fox.png, 68x64 with a transparent square
+    and a half-transparent band (alpha 128: mask 0.498, which rounds to 0)."""
     root = tmp_path / "ComfyUI"
     (root / "models" / "checkpoints").mkdir(parents=True)
-    (root / "models" / "checkpoints" / "tiny").symlink_to(tiny_dir)
+    (root / "models" / "checkpoints" / "tiny").symlink_to(model_dir)
     (root / "input").mkdir()
     rgba = np.concatenate([np.asarray(Image.open(noise_png(tmp_path / "rgb.png", 68, 64))),
                            np.full((64, 68, 1), 255, np.uint8)], axis=2)
-    rgba[20:40, 20:40, 3] = 0
+    rgba[20:40, 21:43, 3] = 0
+    rgba[44:50, 5:60, 3] = 128
     Image.fromarray(rgba).save(root / "input" / "fox.png")
+    return root
+
+
+def run_prompt(session, prompt, tmp_path, name):
+    path = tmp_path / f"{name}.json"
+    path.write_text(json.dumps(prompt))
+    return session.run(session.prepare(session.open(path)))
+
+
+def comfyui_inpaint_parts(model_dir, png):
+    """InpaintModelConditioning (nodes.py) and the model's concat (model_base.concat_cond), written
+    out: mask = 1 - alpha, bilinear to the pixels, both centre-cropped to multiples of 8 (68 -> 64:
+    2 columns off the left); the latent encodes the cropped pixels; the masked image has them 0.5
+    where round(mask) is 1; the noise mask is the mask bilinear to the latent, the model's mask that
+    rounded."""
+    import diffusers
+    rgba = torch.from_numpy(np.asarray(Image.open(png)).copy()).float() / 255.0
+    pixels = rgba[None, :, :, :3].permute(0, 3, 1, 2).contiguous()
+    mask = (1.0 - rgba[:, :, 3])[None, None]
+    mask = F.interpolate(mask, size=pixels.shape[-2:], mode="bilinear")
+    pixels, mask = pixels[..., :, 2:66], mask[..., :, 2:66]
+    greyed = (pixels - 0.5) * (1.0 - mask.round()) + 0.5
+    vae = diffusers.AutoencoderKL.from_pretrained(model_dir / "vae")
+    with torch.no_grad():
+        enc = lambda x: vae.encode(x * 2.0 - 1.0).latent_dist.mean * vae.config.scaling_factor  # noqa: E731
+        samples, masked = enc(pixels), enc(greyed)
+    noise_mask = F.interpolate(mask, size=samples.shape[-2:], mode="bilinear")
+    return samples, masked, noise_mask, noise_mask.round()
+
+
+@pytest.mark.parametrize("noise_mask", [True, False])
+def test_inpaint_model_conditioning_latent_is_comfyuis(tmp_path, tiny_dir, noise_mask):
+    n = mapped(inpaint_prompt(noise_mask), tmp_path)
+    assert n["24"] == {"type": "InpaintEncode", "params": {"masking": "comfyui", "noise_mask": noise_mask},
+                       "inputs": {"vae": ["4", "vae"], "image": ["20", "image"], "mask": ["20", "mask"]}}
+    assert n["3"]["inputs"]["positive"] == ["6", "conditioning"] and n["3"]["inputs"]["latent"] == ["24", "latent"]
+    root = comfy_folder(tmp_path, tiny_dir)
+    session = Session(catalog, models_dirs=[root / "models"], output_dir=tmp_path / "out", device="cpu")
+    got = run_prompt(session, inpaint_prompt(noise_mask), tmp_path, "p").values["24"]["latent"]
+    samples, masked, small, rounded = comfyui_inpaint_parts(tiny_dir, root / "input" / "fox.png")
+    assert torch.equal(got.samples, samples) and torch.equal(got.masked_image_latents, masked)
+    assert torch.equal(got.inpaint_mask, rounded)
+    assert torch.equal(got.mask, small) if noise_mask else got.mask is None
+    assert not torch.equal(small, rounded)  # the half-transparent band: 0.498 is kept unrounded
+
+
+def test_inpaint_model_conditioning_without_noise_mask_renders_as_a_plain_encode(tmp_path, tiny_dir):
+    """With a 4-channel model ComfyUI ignores the concat: no noise mask, the latent the cropped
+    VAE encode of the pixels, so it renders as ComfyUI's VAEEncode in its place."""
+    root = comfy_folder(tmp_path, tiny_dir)
     plain = api_prompt()
     plain["20"] = {"class_type": "LoadImage", "inputs": {"image": "fox.png"}}
     plain["24"] = {"class_type": "VAEEncode", "inputs": {"pixels": ["20", 0], "vae": ["4", 2]}}
     plain["3"]["inputs"].update(latent_image=["24", 0], denoise=0.6)
     session = Session(catalog, models_dirs=[root / "models"], output_dir=tmp_path / "out", device="cpu")
-    images = []
-    for i, prompt in enumerate((inpaint_prompt(False), plain)):
-        path = tmp_path / f"p{i}.json"
-        path.write_text(json.dumps(prompt))
-        images.append(np.array(Image.open(session.run(session.prepare(session.open(path))).outputs[0])))
+    images = [np.array(Image.open(run_prompt(session, prompt, tmp_path, f"p{i}").outputs[0]))
+              for i, prompt in enumerate((inpaint_prompt(False), plain))]
     assert images[0].shape == (64, 64, 3) and np.array_equal(images[0], images[1])
+
+
+@pytest.fixture(scope="module")
+def tiny_nine_dir(tmp_path_factory):
+    from tests.tiny import save_tiny_pipeline
+    path = tmp_path_factory.mktemp("models") / "tiny-inpaint"
+    save_tiny_pipeline(path, in_channels=9)
+    return path
+
+
+class Concat(torch.nn.Module):
+    """A 4-channel U-Net: the 9-channel one with fixed extra channels appended to its input."""
+
+    def __init__(self, unet, extra):
+        super().__init__()
+        self.unet, self.extra = unet, extra
+        self.config = type("Config", (), {"in_channels": 4})()
+        self.device, self.dtype = unet.device, unet.dtype
+
+    def forward(self, x, t, **kw):
+        return self.unet(torch.cat([x, self.extra.repeat(x.shape[0], 1, 1, 1)], dim=1), t, **kw)
+
+
+def test_nine_channel_model_without_noise_mask_samples_everywhere_with_the_concat(tmp_path, tiny_nine_dir):
+    """ComfyUI with noise_mask false and a 9-channel model: the model still gets [round(mask),
+    masked-image latents] beside x, and no noise mask keeps anything: the same as sampling the
+    plain latent (no mask) with a U-Net that appends those channels itself."""
+    import diffusers
+    from latentloom.app.sd.comfy import sample
+    from latentloom.app.sd.handles import Latent
+    root = comfy_folder(tmp_path, tiny_nine_dir)
+    session = Session(catalog, models_dirs=[root / "models"], output_dir=tmp_path / "out", device="cpu")
+    values = run_prompt(session, inpaint_prompt(False), tmp_path, "p").values
+    samples, masked, _, rounded = comfyui_inpaint_parts(tiny_nine_dir, root / "input" / "fox.png")
+    unet = diffusers.UNet2DConditionModel.from_pretrained(tiny_nine_dir / "unet")
+    expected = sample.sample(Concat(unet, torch.cat([rounded, masked], dim=1)), values["6"]["conditioning"],
+                             values["7"]["conditioning"], Latent(samples), 42, values["3.scheduler"]["scheduler"],
+                             3, 7.0, 0.6)
+    assert torch.equal(values["3"]["latent"].samples, expected)
+    with_mask = run_prompt(session, inpaint_prompt(True), tmp_path, "q").values["3"]["latent"].samples
+    assert not torch.equal(with_mask, expected)
 
 
 def test_ui_files_give_the_new_nodes_their_widget_values():
@@ -442,7 +657,53 @@ def test_ui_files_give_the_new_nodes_their_widget_values():
     assert n["40"]["params"] == {"path": "canny.safetensors"}
     assert n["42"]["params"] == {"strength": 0.65} and n["42"]["ui"]["title"] == "Edges"
     assert n["42"]["inputs"]["controlnet"] == ["40", "controlnet"]
-    assert n["43"]["params"] == {"method": "bicubic", "width": 40, "height": 24, "crop": "center"}
+    assert n["43"]["params"] == {"method": "bicubic", "width": 40, "height": 24, "crop": "center",
+                                 "pixels": "comfyui"}
+
+
+# -- the old CheckpointLoader ----------------------------------------------------------------------
+@pytest.mark.parametrize("config,skip", [("v1-inference.yaml", 0), ("v1-inference_fp16.yaml", 0),
+                                         ("v1-inpainting-inference.yaml", 0), ("v1-inference_clip_skip_2.yaml", 1),
+                                         ("anything_v3.yaml", 1), ("sd1/v1-inference_clip_skip_2_fp16.yaml", 1)])
+def test_checkpoint_loader_with_an_sd1_config_is_load_checkpoint(tmp_path, config, skip):
+    """ComfyUI detects the model from the weights and takes from the config only v-prediction and
+    the text encoder's layer_idx: -2 in the clip-skip-2 configs (and anything_v3), our clip_skip 1."""
+    p = api_prompt()
+    p["4"] = {"class_type": "CheckpointLoader", "inputs": {"config_name": config, "ckpt_name": "tiny"}}
+    p["10"] = {"class_type": "CLIPSetLastLayer", "inputs": {"stop_at_clip_layer": -1, "clip": ["4", 1]}}
+    p["7"]["inputs"]["clip"] = ["10", 0]  # CLIPSetLastLayer sets the layer anew, as in ComfyUI
+    n = mapped(p, tmp_path)
+    assert n["4"] == {"type": "LoadCheckpoint", "params": {"path": "tiny"}, "inputs": {}}
+    assert n["6"]["params"]["clip_skip"] == skip and n["7"]["params"]["clip_skip"] == 0
+
+
+@pytest.mark.parametrize("config", ["v2-inference.yaml", "v2-inference-v.yaml", "mine.yaml", 3])
+def test_checkpoint_loader_with_another_config_is_refused_naming_the_input(tmp_path, config):
+    from latentloom.app.core.workflow import WorkflowError
+    p = api_prompt()
+    p["4"] = {"class_type": "CheckpointLoader", "inputs": {"config_name": config, "ckpt_name": "tiny"}}
+    path = tmp_path / "api.json"
+    path.write_text(json.dumps(p))
+    with pytest.raises(WorkflowError) as info:
+        open_document(path)
+    assert [str(x) for x in info.value.problems] == [
+        f"node '4' input 'config_name': {config!r} is not one of ComfyUI's SD 1.x configs (v1-inference.yaml, "
+        "v1-inference_fp16.yaml, v1-inpainting-inference.yaml, v1-inference_clip_skip_2.yaml, "
+        "v1-inference_clip_skip_2_fp16.yaml, anything_v3.yaml); Latent Loom runs SD 1.x checkpoints without "
+        "v-prediction (for an SD 1.x checkpoint, use CheckpointLoaderSimple)"]
+
+
+def test_checkpoint_loader_widgets_in_a_ui_file():
+    from latentloom.app.formats import read_ui
+    nodes = [{"id": 4, "type": "CheckpointLoader", "widgets_values": ["v1-inference_clip_skip_2.yaml", "tiny"],
+              "inputs": [], "outputs": [{"name": "MODEL", "type": "MODEL", "links": []},
+                                        {"name": "CLIP", "type": "CLIP", "links": [2]},
+                                        {"name": "VAE", "type": "VAE", "links": []}]},
+             {"id": 6, "type": "CLIPTextEncode", "widgets_values": ["a fox"],
+              "inputs": [{"name": "clip", "type": "CLIP", "link": 2}],
+              "outputs": [{"name": "CONDITIONING", "type": "CONDITIONING", "links": []}]}]
+    n = read_ui({"last_node_id": 6, "nodes": nodes, "links": [[2, 4, 1, 6, 0, "CLIP"]], "version": 0.4})["nodes"]
+    assert n["4"]["params"] == {"path": "tiny"} and n["6"]["params"]["clip_skip"] == 1
 
 
 @pytest.mark.parametrize("value", ["inf", "nan", "-1", "x"])

@@ -82,6 +82,82 @@ def test_latent_upscale_methods_are_torch_interpolation(tiny_engine):
         assert torch.equal(out.mask, torch.nn.functional.interpolate(mask, size=(12, 16), mode="nearest-exact"))
 
 
+def bislerp_reference(x, width, height):
+    """ComfyUI's bislerp (comfy/utils.py) pixel by pixel in float64: along the width, then the
+    height, each new pixel lies at s = clamp((i + 0.5) * old / new - 0.5, 0, old - 1) (bilinear,
+    no corner alignment) between source pixels floor(s) and min(floor(s) + 1, old - 1); their
+    channel vectors a, b are slerped by r = s - floor(s) as unit vectors, then scaled by
+    |a|(1 - r) + |b|r; a zero vector's unit vector is 0; a when dot > 1 - 1e-5; the linear blend
+    when dot < 1e-5 - 1."""
+    import math
+
+    def where(old, new):
+        out = []
+        for i in range(new):
+            s = min(max((i + 0.5) * old / new - 0.5, 0.0), old - 1)
+            out.append((int(s), min(int(s) + 1, old - 1), s - int(s)))
+        return out
+
+    def slerp(a, b, r):
+        na, nb = float(a.norm()), float(b.norm())
+        ua = a / na if na else torch.zeros_like(a)
+        ub = b / nb if nb else torch.zeros_like(b)
+        dot = float((ua * ub).sum())
+        if dot > 1 - 1e-5:
+            return a
+        if dot < 1e-5 - 1:
+            return a * (1 - r) + b * r
+        omega = math.acos(dot)
+        return (math.sin((1 - r) * omega) * ua + math.sin(r * omega) * ub) / math.sin(omega) * (na * (1 - r) + nb * r)
+
+    x = x.double()
+    n, c, h, w = x.shape
+    mid = torch.zeros(n, c, h, width, dtype=torch.float64)
+    for j, (lo, hi, r) in enumerate(where(w, width)):
+        for b in range(n):
+            for y in range(h):
+                mid[b, :, y, j] = slerp(x[b, :, y, lo], x[b, :, y, hi], r)
+    out = torch.zeros(n, c, height, width, dtype=torch.float64)
+    for i, (lo, hi, r) in enumerate(where(h, height)):
+        for b in range(n):
+            for xx in range(width):
+                out[b, :, i, xx] = slerp(mid[b, :, lo, xx], mid[b, :, hi, xx], r)
+    return out
+
+
+@pytest.mark.parametrize("size", [(16, 12), (13, 9), (3, 5)])
+def test_bislerp_is_comfyuis_formula(size):
+    """Against the float64 reference: equal to float32 rounding (the source coordinates come from
+    torch's float32 interpolation in ComfyUI and here). Zero vectors, vectors pointing the same way
+    and opposite vectors take their own branches."""
+    from latentloom.app.sd import upscale
+    x = torch.randn(2, 4, 6, 8, generator=torch.Generator().manual_seed(3))
+    x[:, :, 0, ::3] = 0                 # zero vectors
+    x[:, :, 1, 1::2] = 2 * x[:, :, 1, 0::2]  # same direction
+    x[:, :, 2, 1::2] = -x[:, :, 2, 0::2]     # opposite
+    got = upscale.bislerp(x, *size)
+    assert got.dtype == torch.float32 and got.shape == (2, 4, size[1], size[0])
+    assert torch.allclose(got.double(), bislerp_reference(x, *size), rtol=0, atol=2e-5)
+    assert not torch.allclose(got, torch.nn.functional.interpolate(x, size=size[::-1], mode="bilinear"), atol=1e-2)
+
+
+def test_latent_upscale_bislerp_runs_on_the_latent_and_its_inpainting_parts(tiny_engine):
+    from latentloom.app.sd import upscale
+    from latentloom.app.sd.handles import Latent
+    x = torch.randn(1, 4, 6, 8, generator=torch.Generator().manual_seed(0))
+    masked = torch.randn(1, 4, 6, 8, generator=torch.Generator().manual_seed(2))
+    mask = (torch.rand(1, 1, 6, 8, generator=torch.Generator().manual_seed(1)) > 0.5).float()
+    out = upscale.latent(Latent(x, mask=mask, masked_image_latents=masked), 128, 96, "bislerp")
+    assert torch.allclose(out.samples.double(), bislerp_reference(x, 16, 12), rtol=0, atol=2e-5)
+    assert torch.allclose(out.masked_image_latents.double(), bislerp_reference(masked, 16, 12), rtol=0, atol=2e-5)
+    assert torch.equal(out.mask, torch.nn.functional.interpolate(mask, size=(12, 16), mode="nearest-exact"))
+    lat = upscaled(tiny_engine, method="bislerp", width=0, height=0, scale=2.0)
+    assert lat.samples.shape[-2:] == (12, 16)
+    img = torch.rand(1, 3, 5, 7, generator=torch.Generator().manual_seed(4))
+    got = upscale.image(img, 10, 9, "bislerp")
+    assert torch.allclose(got.double(), bislerp_reference(img, 10, 9).clamp(0, 1), rtol=0, atol=2e-5)
+
+
 def test_latent_upscale_size_must_be_a_multiple_of_8():
     from latentloom.app.core.workflow import WorkflowError
     with pytest.raises(WorkflowError) as info:

@@ -100,6 +100,7 @@ class Ref:
     folder: str         # models sub-folder kind (engine FOLDERS)
     what: str = "file"  # for messages: "embedding"
     required: bool = True  # False: use it when present (A1111's bare embedding names)
+    walk: bool = False     # also look in the folder's sub-folders (ComfyUI's embeddings)
 
 
 @dataclass(frozen=True)

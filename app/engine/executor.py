@@ -106,7 +106,7 @@ class Engine:
                 except FileProblem as e:
                     problems.append(Problem(nid, f"param {p.name!r}", str(e)))
             for ref in (spec.refs(dict(spec.defaults(), **node.params)) if spec.refs else ()):
-                found = files.find(ref.candidates, ref.folder)
+                found = files.find(ref.candidates, ref.folder, walk=ref.walk)
                 if found is not None:
                     resolved[nid][f"{ref.param}:{ref.name}"] = found
                 elif ref.required:

@@ -138,13 +138,30 @@ class Files:
             return Resolved(value, hub_id=value)
         raise FileProblem(self.missing_message(value, folder, hub_ok))
 
-    def find(self, names, folder):
-        """The first of several candidate names that exists, or None."""
+    def find(self, names, folder, walk=False):
+        """The first of several candidate names that is a file, or None. walk: then also in each
+        sub-folder of the folder in the models folders (sorted, at most MAX_FOLDER_ENTRIES)."""
         for name in names:
             for c in self.candidates(name, folder):
-                if c.exists():
+                if _is_file(c):
+                    return Resolved(name, str(c.resolve()))
+        subs = self._subfolders(folder) if walk else ()
+        for name in names:
+            for c in (sub / name for sub in subs):
+                if _is_file(c):
                     return Resolved(name, str(c.resolve()))
         return None
+
+    def _subfolders(self, folder):
+        out = []
+        for root in (d / sub for d in self.models_dirs for sub in FOLDERS.get(folder, ())):
+            for top, dirs, _ in os.walk(root, followlinks=True):
+                dirs.sort()
+                if Path(top) != root:
+                    out.append(Path(top))
+                if len(out) >= MAX_FOLDER_ENTRIES:
+                    return out
+        return out
 
     def where(self, folder):
         dirs = [str((d / FOLDERS.get(folder, ("",))[0]).resolve()) for d in self.models_dirs]
@@ -163,6 +180,13 @@ class Files:
             msg += (", or give a full path, or name a Hugging Face repo id such as "
                     "'stable-diffusion-v1-5/stable-diffusion-v1-5' (downloaded on first use)")
         return msg
+
+
+def _is_file(path):
+    try:
+        return path.is_file()
+    except (OSError, ValueError):  # a name too long for the file system
+        return False
 
 
 def _expand_dir(d):

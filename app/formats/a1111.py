@@ -122,10 +122,11 @@ def to_document(text):
     else:
         nodes["latent"] = {"type": "EmptyLatent", "params": {"width": width, "height": height, "batch_size": 1}}
     nodes["noise"] = {"type": "LatentNoise", "params": {"seed": seed}}
-    nodes["scheduler"] = {"type": "Scheduler", "params": {"name": name, "sigmas": schedule, "sampling": "comfyui"},
-                          "inputs": {"model": model_ref}}
-    nodes["sampler"] = {"type": "Sampler", "params": {"steps": steps, "cfg": cfg,
-                                                      "denoise": denoise if img2img else 1.0},
+    sched = {"name": name, "sigmas": schedule, "sampling": "comfyui"}
+    if img2img:  # A1111 (img2img_fix_steps off): the last int(min(s, 0.999) * Steps) + 1 steps of Steps
+        sched["start_at_step"] = steps - int(min(denoise, 0.999) * steps) - 1
+    nodes["scheduler"] = {"type": "Scheduler", "params": sched, "inputs": {"model": model_ref}}
+    nodes["sampler"] = {"type": "Sampler", "params": {"steps": steps, "cfg": cfg, "denoise": 1.0},
                         "inputs": {"model": model_ref, "positive": ["positive", "conditioning"],
                                    "negative": ["negative", "conditioning"], "latent": ["latent", "latent"],
                                    "noise": ["noise", "noise"], "scheduler": ["scheduler", "scheduler"]}}

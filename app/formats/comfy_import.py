@@ -98,6 +98,25 @@ def _checkpoint(b, cid):
     return [Ref(cid, "model"), Ref(cid, "clip"), Ref(cid, "vae")]
 
 
+# ComfyUI's models/configs that describe SD 1.x, and the clip skip their layer_idx sets. ComfyUI's
+# CheckpointLoader detects the model from the weights and takes only two things from the config:
+# v-prediction (parameterization: v) and cond_stage_config's layer_idx (-2: our clip_skip 1).
+SD1_CONFIGS = {"v1-inference.yaml": 0, "v1-inference_fp16.yaml": 0, "v1-inpainting-inference.yaml": 0,
+               "v1-inference_clip_skip_2.yaml": 1, "v1-inference_clip_skip_2_fp16.yaml": 1, "anything_v3.yaml": 1}
+
+
+def _checkpoint_with_config(b, cid):
+    """The old CheckpointLoader: LoadCheckpoint, when its config is one of ComfyUI's SD 1.x ones."""
+    config = b.value(cid, "config_name", "")
+    name = config.replace("\\", "/").rsplit("/", 1)[-1] if isinstance(config, str) else None
+    if name not in SD1_CONFIGS:
+        b.problems.append(Problem(cid, "input 'config_name'", f"{config!r} is not one of ComfyUI's SD 1.x configs "
+                                  f"({', '.join(SD1_CONFIGS)}); Latent Loom runs SD 1.x checkpoints without "
+                                  "v-prediction (for an SD 1.x checkpoint, use CheckpointLoaderSimple)"))
+    model, clip, vae = _checkpoint(b, cid)
+    return [model, Ref(clip.node, clip.port, SD1_CONFIGS.get(name, 0)), vae]
+
+
 def _text(b, cid):
     clip = b.ref(cid, "clip")
     b.add(cid, "TextEncode", {"text": b.value(cid, "text", ""), "clip_skip": clip.skip if clip else 0,
@@ -178,18 +197,15 @@ def _noise_mask(b, cid):
 
 
 def _inpaint_conditioning(b, cid):
-    """noise_mask false: ComfyUI keeps no mask on the latent, and an ordinary 4-channel model
-    ignores the inpainting concat, so the latent is a plain VAE encode (cropped to multiples of 8);
-    a 9-channel model then asks for InpaintEncode's latent."""
-    vae, pixels = b.ref(cid, "vae"), b.ref(cid, "pixels")
+    """InpaintEncode with ComfyUI's masking: the latent, the mask and the masked-image latents for
+    a 9-channel model (a 4-channel one ignores the last two); noise_mask false leaves the noise
+    mask off the latent. Positive and negative pass through."""
     noise_mask = b.value(cid, "noise_mask", True)
-    if noise_mask is False:
-        b.ref(cid, "mask")
-        b.add(cid, "VAEEncode", {"sizing": "crop"}, {"vae": vae, "image": pixels}, cid)
-    else:
-        if noise_mask is not True:
-            b.problems.append(Problem(cid, "input 'noise_mask'", f"expected true or false, got {noise_mask!r}"))
-        b.add(cid, "InpaintEncode", {}, {"vae": vae, "image": pixels, "mask": b.ref(cid, "mask")}, cid)
+    if not isinstance(noise_mask, bool):
+        b.problems.append(Problem(cid, "input 'noise_mask'", f"expected true or false, got {noise_mask!r}"))
+        noise_mask = True
+    b.add(cid, "InpaintEncode", {"masking": "comfyui", "noise_mask": noise_mask},
+          {"vae": b.ref(cid, "vae"), "image": b.ref(cid, "pixels"), "mask": b.ref(cid, "mask")}, cid)
     return [b.ref(cid, "positive"), b.ref(cid, "negative"), Ref(cid, "latent")]
 
 
@@ -224,10 +240,14 @@ def _scale(type, by=False):
                 params["scale"] = 1.0
             elif type == "LatentUpscale" and width and height:  # ComfyUI: at least 64, then // 8
                 width, height = (max(64, v) // 8 * 8 if isinstance(v, int) else v for v in (width, height))
+            elif type == "LatentUpscale":  # one side 0: it depends on the latent, sized when run
+                params["rounding"] = "comfyui"
             params.update(width=width, height=height)
             crop = b.value(cid, "crop", "disabled")
             if crop != "disabled":
                 params["crop"] = crop
+        if type == "ImageScale" and (by or "scale" not in params):  # ImageScale 0 x 0 returns it untouched
+            params["pixels"] = "comfyui"
         ours, theirs = ("latent", "samples") if type == "LatentUpscale" else ("image", "image")
         b.add(cid, type, params, {ours: b.ref(cid, theirs)}, cid)
         return [Ref(cid, ours)]
@@ -361,6 +381,7 @@ def _custom_sampler(b, cid, advanced=False):
 
 MAPPERS = {
     "CheckpointLoaderSimple": _checkpoint,
+    "CheckpointLoader": _checkpoint_with_config,
     "CLIPTextEncode": _text,
     "CLIPSetLastLayer": _clip_last_layer,
     "RescaleCFG": _rescale_cfg,

@@ -14,6 +14,7 @@ VIRTUAL = {"Reroute", "PrimitiveNode", "Note", "MarkdownNote"}
 # class_type -> widget names in widgets_values order (only for the classes we map).
 WIDGETS = {
     "CheckpointLoaderSimple": ["ckpt_name"],
+    "CheckpointLoader": ["config_name", "ckpt_name"],
     "CLIPTextEncode": ["text"],
     "CLIPSetLastLayer": ["stop_at_clip_layer"],
     "EmptyLatentImage": ["width", "height", "batch_size"],

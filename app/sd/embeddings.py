@@ -1,6 +1,13 @@
-"""Textual-inversion embeddings in prompts: `embedding:name` (ComfyUI's syntax: also
-`embedding:name.pt`, `embedding:sub/name` for a subfolder, and inside weights, `(embedding:name:1.2)`)
-and, in A1111 weighting mode, the bare file name.
+"""Textual-inversion embeddings in prompts: `embedding:name` and, in A1111 weighting mode, the bare
+file name.
+
+comfyui weighting reads them as ComfyUI's tokenizer does (comfyui_split): `embedding:` (lower case)
+at the start of a weighted segment or after a space or a newline; the name is the next
+whitespace-free word (`(embedding:name:1.2)`, `embedding:sub/name.pt`); the file is the name as
+given, else name.safetensors, .pt, .bin; a name that is not found is tried without its commas
+(`embedding:name,`), and else dropped with a warning. The other modes take
+`embedding:name` anywhere ([\w-.] names), and a missing file is a validation error.
+Names never leave the embeddings folder (no absolute path, no `..`, no `~`).
 
 Files live in models/embeddings/ (.safetensors; A1111 .pt/.bin read with torch.load(weights_only=True)).
 Each vector takes one token position, as diffusers' load_textual_inversion gives it (a multi-vector
@@ -8,6 +15,7 @@ embedding becomes `name name_1 ...`); nothing is added to the shared tokenizer o
 the vectors are swapped into the token-embedding output while one prompt is encoded.
 """
 import re
+from dataclasses import dataclass
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
@@ -31,6 +39,63 @@ def words(text):
 def candidates(name):
     """File names to look for: the name as given when it has an extension, else name + each extension."""
     return (name,) if name.lower().endswith(EXTENSIONS) else tuple(name + ext for ext in EXTENSIONS)
+
+
+# -- ComfyUI's rule (comfyui weighting) -----------------------------------------------------------
+SPLIT = re.compile(r" embedding:|\nembedding:")
+
+
+@dataclass(frozen=True)
+class Word:
+    """`embedding:NAME REST`: NAME the first whitespace-free word, REST the words after it."""
+    name: str
+    rest: str
+
+    def names(self):
+        """The names looked for: as written, then without its commas (ComfyUI's second try)."""
+        return [n for n in dict.fromkeys((self.name, self.name.strip(","))) if safe(n)]
+
+    def resolve(self, found):
+        """(the name found or None, the text left to tokenize), as ComfyUI's _try_get_embedding."""
+        if self.name in found:
+            return self.name, self.rest
+        stripped = self.name.strip(",")
+        if len(stripped) < len(self.name):
+            return (stripped if stripped in found else None), f"{self.name[len(stripped):]} {self.rest}"
+        return None, self.rest
+
+
+def comfyui_split(segment):
+    """One weighted segment as ComfyUI's tokenize_with_weights splits it: text pieces and Words."""
+    parts = SPLIT.split(segment)
+    out = []
+    for item in [parts[0]] + ["embedding:" + p for p in parts[1:]]:
+        if item.startswith("embedding:"):
+            words = item[len("embedding:"):].split()
+            out.append(Word(words[0] if words else "", " ".join(words[1:])))
+        elif item:
+            out.append(item)
+    return out
+
+
+def comfyui_names(text):
+    """The embedding names a comfyui-weighted prompt may use, in order, each once."""
+    from latentloom.app.sd.weighting import parse_comfyui
+    found = [n for segment, _ in parse_comfyui(text)[0] for piece in comfyui_split(segment)
+             if isinstance(piece, Word) for n in piece.names()]
+    return list(dict.fromkeys(found))
+
+
+def comfyui_candidates(name):
+    """ComfyUI's load_embed: the name as given, then name + each extension."""
+    return (name,) + tuple(name + ext for ext in EXTENSIONS)
+
+
+def safe(name):
+    """A name that stays inside the folder it is looked for in."""
+    parts = name.replace("\\", "/").split("/")
+    return (bool(name) and "\x00" not in name and not name.startswith(("/", "~", "\\"))
+            and ".." not in parts and len(name) <= 255)
 
 
 def read(path, label):
@@ -74,15 +139,18 @@ class Vectors:
 
     def token_ids(self, tokenizer, text):
         """Token ids of text without start/end tokens; each embedding vector gets a placeholder id."""
-        vocab = len(tokenizer)
         ids, pos = [], 0
         for m in self.pattern().finditer(text):
             ids += tokenizer(text[pos:m.start()], add_special_tokens=False).input_ids
-            for vector in self.found[self._key(m.group(1) or m.group(m.lastindex))]:
-                ids.append(vocab + len(self.table))
-                self.table.append(vector)
+            ids += self.placeholder_ids(tokenizer, self._key(m.group(1) or m.group(m.lastindex)))
             pos = m.end()
         return ids + tokenizer(text[pos:], add_special_tokens=False).input_ids
+
+    def placeholder_ids(self, tokenizer, name):
+        """Ids past the vocabulary for the vectors of `name`, which the encoder gets swapped in."""
+        start = len(tokenizer) + len(self.table)
+        self.table += list(self.found[name])
+        return list(range(start, start + len(self.found[name])))
 
     def _key(self, written):
         return next(n for n in self.found if n.lower() == written.lower())

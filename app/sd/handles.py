@@ -82,3 +82,5 @@ class Latent:
     empty: bool = False           # from EmptyLatent: text-to-image starts from pure noise
     mask: Any = None              # [batch, 1, h/8, w/8], 1 = repaint (inpainting)
     masked_image_latents: Any = None  # for 9-channel inpainting models
+    inpaint_mask: Any = None      # the mask a 9-channel model gets beside them, when not `mask`
+    #                               (ComfyUI's InpaintModelConditioning: rounded; even with no noise mask)

@@ -83,6 +83,9 @@ def sample(unet, positive, negative, latent, seed, scheduler_handle, steps, cfg,
     embeds = _cfg_embeds(positive, negative, pad_chunk, batch, do_cfg).to(device)
     inpaint = latent.mask is not None
     nine = unet.config.in_channels == 9
+    if nine and not inpaint and latent.inpaint_mask is not None:
+        raise UserError("InpaintEncode with noise_mask false is ComfyUI's: run it with a Scheduler "
+                        "whose sampling is comfyui")
     if nine and not inpaint:
         raise UserError("this is an inpainting model (9 input channels): feed the sampler a latent "
                         "from InpaintEncode")
@@ -100,7 +103,9 @@ def sample(unet, positive, negative, latent, seed, scheduler_handle, steps, cfg,
         latents = scheduler.add_noise(init, noise, timesteps[:1].repeat(batch))
     if inpaint:
         mask = _batched(latent.mask, batch).to(device=device, dtype=dtype)
-        mask_in = torch.cat([mask] * 2) if do_cfg else mask
+        concat = mask if latent.inpaint_mask is None else _batched(latent.inpaint_mask, batch).to(device=device,
+                                                                                                dtype=dtype)
+        mask_in = torch.cat([concat] * 2) if do_cfg else concat
         if nine:
             masked = _batched(latent.masked_image_latents, batch).to(device=device, dtype=dtype)
             masked_in = torch.cat([masked] * 2) if do_cfg else masked

@@ -11,8 +11,6 @@ none: literal text (app.sd.text).
 """
 import re
 
-import torch
-
 from latentloom.app.sd.handles import Conditioning
 
 MODES = ("comfyui", "a1111", "none")
@@ -85,32 +83,33 @@ def _tokenize(tokenizer, vectors):
     return lambda text: tokenizer(text, add_special_tokens=False).input_ids
 
 
-EMBEDDING_START = re.compile(r"[ \n](?=embedding:)", re.IGNORECASE)
-
-
-def comfyui_groups(tokenizer, pairs, vectors=None):
-    """ComfyUI's token groups, [[(id, weight)]]: each weighted segment is one group, except that an
-    `embedding:name` after a space or a newline starts a group of its own vectors (and the text
-    after the name one more)."""
-    tokenize = _tokenize(tokenizer, vectors)
-    pattern = vectors.pattern() if vectors is not None else None
+def comfyui_groups(tokenizer, pairs, vectors=None, missing=None):
+    """ComfyUI's token groups, [[(id, weight)]]: each weighted segment is one group, except that
+    `embedding:` at a segment's start or after a space or a newline starts a group of the vectors of
+    the name after it (app.sd.embeddings.comfyui_split), and the words after the name one more.
+    A name not found is dropped, as ComfyUI does, and appended to `missing`."""
+    from latentloom.app.sd.embeddings import Word, comfyui_split
+    found = vectors.found if vectors is not None else {}
     groups = []
     for segment, w in pairs:
-        for piece in EMBEDDING_START.split(segment):
-            m = pattern.match(piece) if pattern is not None else None
-            if m:
-                groups.append([(t, w) for t in tokenize(m.group(0))])
-                piece = piece[m.end():]
+        for piece in comfyui_split(segment):
+            if isinstance(piece, Word):
+                word = piece
+                name, piece = word.resolve(found)
+                if name is None and missing is not None:
+                    missing.append(word.name)
+                elif name is not None:
+                    groups.append([(t, w) for t in vectors.placeholder_ids(tokenizer, name)])
             if piece:
-                groups.append([(t, w) for t in tokenize(piece)])
+                groups.append([(t, w) for t in tokenizer(piece, add_special_tokens=False).input_ids])
     return groups
 
 
-def comfyui_chunks(tokenizer, pairs, vectors=None):
+def comfyui_chunks(tokenizer, pairs, vectors=None, missing=None):
     """[(ids, weights)] of 77 each: a group (comfyui_groups) of fewer than 8 tokens that does not
     fit moves whole to the next chunk (the rest padded); longer ones are split at the chunk's end."""
     start, end, pad = tokenizer.bos_token_id, tokenizer.eos_token_id, tokenizer.pad_token_id
-    words = comfyui_groups(tokenizer, pairs, vectors)
+    words = comfyui_groups(tokenizer, pairs, vectors, missing)
     chunks, batch = [], [(start, 1.0)]
     for group in words:
         large = len(group) >= MAX_WORD
@@ -225,14 +224,17 @@ def parse(mode, text):
     return parse_comfyui(text) if mode == "comfyui" else parse_a1111(text)
 
 
-def chunks(mode, tokenizer, text, vectors=None):
+def chunks(mode, tokenizer, text, vectors=None, missing=None):
+    """(chunks, unbalanced); comfyui: embedding names not found are appended to `missing`."""
     pairs, unbalanced = parse(mode, text)
-    split = comfyui_chunks if mode == "comfyui" else a1111_chunks
-    return split(tokenizer, pairs, vectors), unbalanced
+    if mode == "comfyui":
+        return comfyui_chunks(tokenizer, pairs, vectors, missing), unbalanced
+    return a1111_chunks(tokenizer, pairs, vectors), unbalanced
 
 
 def apply(mode, z, weights, z_empty=None):
     """One chunk's embeddings [1, 77, dim] weighted by its 77 token weights."""
+    import torch  # here: validation reads embedding names with this module's parser, without torch
     if all(w == 1.0 for w in weights):
         return z
     w = torch.tensor(weights, dtype=z.dtype, device=z.device)[None, :, None]
@@ -246,11 +248,15 @@ def apply(mode, z, weights, z_empty=None):
 def encode(te, clip, text, clip_skip=0, mode="comfyui", log=None, vectors=None):
     """te: TextModules; vectors: textual-inversion embeddings. The weighted Conditioning; 'none'
     is app.sd.text.encode."""
+    import torch
     from latentloom.app.sd import text as plain
     from latentloom.app.sd.embeddings import injected
     if mode == "none":
         return plain.encode(te, clip, text, clip_skip, vectors)
-    pieces, unbalanced = chunks(mode, te.tokenizer, text, vectors)
+    missing = []
+    pieces, unbalanced = chunks(mode, te.tokenizer, text, vectors, missing)
+    for name in missing if log is not None else ():
+        log(f"embedding:{name} does not exist, ignoring it (as ComfyUI does)")
     if unbalanced and log is not None:
         log(f"unbalanced brackets in the prompt: read as {mode} does")
     z_empty = None

@@ -20,19 +20,27 @@ def crop(image, factor=8):
     return image[..., top:top + h, left:left + w]
 
 
-def inpaint_pixels(image, mask, grow_by, factor=8):
-    """VAEEncodeForInpaint: (greyed, cropped IMAGE; the grown, rounded noise mask at pixel size)."""
+def cropped_with_mask(image, mask, factor=8):
+    """(IMAGE, mask resized to it bilinearly), both centre-cropped to multiples of factor."""
     H, W = image.shape[-2:]
     mask = F.interpolate(mask.reshape(-1, 1, *mask.shape[-2:]).float(), size=(H, W), mode="bilinear")
-    pixels, mask = crop(image.clone(), factor), crop(mask, factor)
+    return crop(image.clone(), factor), crop(mask, factor)
+
+
+def grey(pixels, mask):
+    """Pixels set to 0.5 where the rounded mask is 1."""
+    return (pixels - 0.5) * (1.0 - mask.round()) + 0.5
+
+
+def inpaint_pixels(image, mask, grow_by, factor=8):
+    """VAEEncodeForInpaint: (greyed, cropped IMAGE; the grown, rounded noise mask at pixel size)."""
+    pixels, mask = cropped_with_mask(image, mask, factor)
     h, w = pixels.shape[-2:]
     grown = mask
     if grow_by:
         kernel = torch.ones((1, 1, grow_by, grow_by))
         grown = torch.clamp(F.conv2d(mask.round(), kernel, padding=math.ceil((grow_by - 1) / 2)), 0, 1)
-    keep = 1.0 - mask.round()
-    pixels = (pixels - 0.5) * keep + 0.5
-    return pixels, grown[:, :, :h, :w].round()
+    return grey(pixels, mask), grown[:, :, :h, :w].round()
 
 
 def latent_mask(mask, height, width):

@@ -98,8 +98,10 @@ def _mask_and_extra(unet, latent, batch, device):
     if mask is not None and mask.shape[0] != batch:
         mask = mask.repeat(batch // mask.shape[0], 1, 1, 1)
     extra = None
-    if nine:
-        extra = torch.cat([mask, latent.masked_image_latents.to(device)], dim=1).to(unet.dtype)
+    if nine:  # InpaintEncode's own mask for the model, when it has one (comfyui masking, noise_mask false)
+        concat = mask if latent.inpaint_mask is None else latent.inpaint_mask.float().to(device)
+        concat = concat.repeat(batch // concat.shape[0], 1, 1, 1)
+        extra = torch.cat([concat, latent.masked_image_latents.to(device)], dim=1).to(unet.dtype)
     return mask, extra
 
 
