@@ -98,7 +98,8 @@ def sampler(ctx, model, positive, negative, latent, noise, scheduler, steps, cfg
             from latentloom.app.sd.comfy import sample
             samples = sample.sample(unet, positive, negative, latent, noise.seed, scheduler, steps, cfg, denoise,
                                     progress, guides, guidance_rescale)
-            return Latent(samples, mask=latent.mask, masked_image_latents=latent.masked_image_latents)
+            return Latent(samples, mask=latent.mask, masked_image_latents=latent.masked_image_latents,
+                          inpaint_mask=latent.inpaint_mask)
         samples = sampling.sample(unet, positive, negative, latent, noise.seed, scheduler, steps,
                                   cfg, denoise, guidance_rescale, pad_chunk, progress, guides)
     return Latent(samples)

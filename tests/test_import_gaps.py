@@ -628,6 +628,7 @@ def test_nine_channel_model_without_noise_mask_samples_everywhere_with_the_conca
                              values["7"]["conditioning"], Latent(samples), 42, values["3.scheduler"]["scheduler"],
                              3, 7.0, 0.6)
     assert torch.equal(values["3"]["latent"].samples, expected)
+    assert torch.equal(values["3"]["latent"].inpaint_mask, rounded)  # a second sampler in a chain gets it too
     with_mask = run_prompt(session, inpaint_prompt(True), tmp_path, "q").values["3"]["latent"].samples
     assert not torch.equal(with_mask, expected)
 
