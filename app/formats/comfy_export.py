@@ -157,6 +157,12 @@ EXPORTERS = {
                                               [("image", "image")]),
     "GrowMask": _choice("GrowMask", lambda p: ({"expand": p["pixels"], "tapered_corners": p["shape"] == "diamond"},
                                                [("mask", "mask")]), ("square", "diamond"), "shape"),
+    "ConditioningConcat": lambda e, nid, p: e.add(nid, "ConditioningConcat", {}, [
+        ("conditioning_to", "conditioning_to"), ("conditioning_from", "conditioning_from")]),
+    "ConditioningAverage": lambda e, nid, p: e.add(nid, "ConditioningAverage", {
+        "conditioning_to_strength": p["conditioning_to_strength"]},
+        [("conditioning_to", "conditioning_to"), ("conditioning_from", "conditioning_from")]),
+    "ConditioningZeroOut": lambda e, nid, p: e.add(nid, "ConditioningZeroOut", {}, [("conditioning", "conditioning")]),
 }
 
 

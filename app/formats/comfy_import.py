@@ -404,6 +404,12 @@ MAPPERS = {
     **FOLDED,
     "SamplerCustom": _custom_sampler,
     "SamplerCustomAdvanced": lambda b, cid: _custom_sampler(b, cid, advanced=True),
+    "ConditioningConcat": _one("ConditioningConcat", {}, {"conditioning_to": "conditioning_to",
+                                                          "conditioning_from": "conditioning_from"}, ["conditioning"]),
+    "ConditioningAverage": _one("ConditioningAverage", {"conditioning_to_strength": "conditioning_to_strength"},
+                                {"conditioning_to": "conditioning_to", "conditioning_from": "conditioning_from"},
+                                ["conditioning"]),
+    "ConditioningZeroOut": _one("ConditioningZeroOut", {}, {"conditioning": "conditioning"}, ["conditioning"]),
 }
 
 

@@ -47,6 +47,7 @@ WIDGETS = {
     "RandomNoise": ["noise_seed", AFTER_SEED],
     "CFGGuider": ["cfg"],
     "SamplerCustom": ["add_noise", "noise_seed", AFTER_SEED, "cfg"],
+    "ConditioningAverage": ["conditioning_to_strength"],
 }
 NOT_INPUTS = {AFTER_SEED, "upload"}
 
