@@ -42,3 +42,28 @@ def conditioning_average(ctx, conditioning_to, conditioning_from, conditioning_t
 def conditioning_zero_out(ctx, conditioning):
     from latentloom.app.sd.comfy import conds
     return conds.zero_out(conditioning)
+
+
+@node("ConditioningCombine", "conditioning",
+      "ComfyUI's ConditioningCombine: one conditioning holding the entries of both. At every step the "
+      "sampler predicts with each entry and averages the predictions, weighted by their strength "
+      "(needs a Scheduler with sampling comfyui).",
+      inputs=[In("conditioning_1", CONDITIONING), In("conditioning_2", CONDITIONING)], outputs=OUT)
+def conditioning_combine(ctx, conditioning_1, conditioning_2):
+    from latentloom.app.sd.comfy import conds
+    return conds.combine(conditioning_1, conditioning_2)
+
+
+@node("ConditioningSetTimestepRange", "conditioning",
+      "ComfyUI's ConditioningSetTimestepRange: the conditioning acts only while sigma lies between "
+      "the sigmas at start and end (fractions of the model's sigma range, percent_to_sigma); at other "
+      "steps the other entries of its side carry the prediction (combine it with ConditioningCombine). "
+      "Needs a Scheduler with sampling comfyui.",
+      inputs=[In("conditioning", CONDITIONING)], outputs=OUT,
+      params=[Float("start", 0.0, "Where the conditioning starts acting (0 = from the first step).",
+                    min=0.0, max=1.0, step=0.001),
+              Float("end", 1.0, "Where it stops (1 = to the last step); start after end: it never acts, "
+                    "as in ComfyUI.", min=0.0, max=1.0, step=0.001)])
+def conditioning_set_timestep_range(ctx, conditioning, start, end):
+    from latentloom.app.sd.comfy import conds
+    return conds.set_values(conditioning, start_percent=start, end_percent=end)

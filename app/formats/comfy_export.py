@@ -163,6 +163,10 @@ EXPORTERS = {
         "conditioning_to_strength": p["conditioning_to_strength"]},
         [("conditioning_to", "conditioning_to"), ("conditioning_from", "conditioning_from")]),
     "ConditioningZeroOut": lambda e, nid, p: e.add(nid, "ConditioningZeroOut", {}, [("conditioning", "conditioning")]),
+    "ConditioningCombine": lambda e, nid, p: e.add(nid, "ConditioningCombine", {}, [
+        ("conditioning_1", "conditioning_1"), ("conditioning_2", "conditioning_2")]),
+    "ConditioningSetTimestepRange": lambda e, nid, p: e.add(nid, "ConditioningSetTimestepRange", {
+        "start": p["start"], "end": p["end"]}, [("conditioning", "conditioning")]),
 }
 
 

@@ -410,6 +410,10 @@ MAPPERS = {
                                 {"conditioning_to": "conditioning_to", "conditioning_from": "conditioning_from"},
                                 ["conditioning"]),
     "ConditioningZeroOut": _one("ConditioningZeroOut", {}, {"conditioning": "conditioning"}, ["conditioning"]),
+    "ConditioningCombine": _one("ConditioningCombine", {}, {"conditioning_1": "conditioning_1",
+                                                            "conditioning_2": "conditioning_2"}, ["conditioning"]),
+    "ConditioningSetTimestepRange": _one("ConditioningSetTimestepRange", {"start": "start", "end": "end"},
+                                         {"conditioning": "conditioning"}, ["conditioning"]),
 }
 
 

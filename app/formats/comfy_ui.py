@@ -48,6 +48,7 @@ WIDGETS = {
     "CFGGuider": ["cfg"],
     "SamplerCustom": ["add_noise", "noise_seed", AFTER_SEED, "cfg"],
     "ConditioningAverage": ["conditioning_to_strength"],
+    "ConditioningSetTimestepRange": ["start", "end"],
 }
 NOT_INPUTS = {AFTER_SEED, "upload"}
 

@@ -12,9 +12,12 @@ can be batched (can_concat_cond: same input, embeds whose lengths' least common 
 most 4 times the shorter; they are repeated to it), each group taken, as ComfyUI takes it, from the
 first entry left and in reverse order.
 """
-from dataclasses import replace
+import math
+from dataclasses import dataclass, replace
 
 import torch
+
+from latentloom.app.core.errors import UserError
 
 
 def entries(cond):
@@ -57,3 +60,72 @@ def average(to, source, strength):
 def zero_out(cond):
     """ConditioningZeroOut: every entry's embeds become zeros (SD 1.x has no pooled output)."""
     return with_entries(cond, [(torch.zeros_like(e), o) for e, o in entries(cond)])
+
+
+def combine(first, second):
+    """ConditioningCombine: the entries of both, first's first."""
+    if first.guides != second.guides:
+        raise UserError("the two conditionings carry different ControlNets: ComfyUI applies each entry's own, "
+                        "Latent Loom applies them to every entry; apply the ControlNet after ConditioningCombine")
+    return with_entries(first, entries(first) + entries(second))
+
+
+def set_values(cond, **values):
+    """ComfyUI's conditioning_set_values: the options set on every entry."""
+    return with_entries(cond, [(e, {**o, **values}) for e, o in entries(cond)])
+
+
+@dataclass
+class Entry:
+    embeds: torch.Tensor   # [batch, tokens, dim] on the U-Net's device and dtype
+    strength: float
+    start: float = None    # sigma bounds (percent_to_sigma), None: unbounded
+    end: float = None
+
+    def active(self, sigma):
+        return not ((self.start is not None and sigma > self.start) or (self.end is not None and sigma < self.end))
+
+
+def prepare(cond, ms, device, dtype, batch):
+    """The sampler's view of a conditioning's entries (calculate_start_end_timesteps, process_cond)."""
+    out = []
+    for embeds, o in entries(cond):
+        start = ms.percent_to_sigma(o["start_percent"]) if "start_percent" in o else None
+        end = ms.percent_to_sigma(o["end_percent"]) if "end_percent" in o else None
+        out.append(Entry(embeds.to(device=device, dtype=dtype).repeat(batch, 1, 1), o.get("strength", 1.0),
+                         start, end))
+    return out
+
+
+def _can_concat(a, b):
+    s1, s2 = a.embeds.shape, b.embeds.shape
+    if s1 == s2:
+        return True
+    if s1[0] != s2[0] or s1[2] != s2[2]:
+        return False
+    return math.lcm(s1[1], s2[1]) // min(s1[1], s2[1]) <= 4
+
+
+def _cat(embeds):
+    length = math.lcm(*[e.shape[1] for e in embeds])
+    return torch.cat([e.repeat(1, length // e.shape[1], 1) if e.shape[1] < length else e for e in embeds])
+
+
+def mixed(eps, x, xc, sigma, sides):
+    """Each side's denoised latent: sides is [cond entries, uncond entries or None (cfg 1)];
+    eps(model input batch, embeds batch) -> the U-Net's float eps for it."""
+    s = sigma.reshape(-1)[0]
+    to_run = [(entry, i) for i, side in enumerate(sides) for entry in side or () if entry.active(s)]
+    outs = [torch.zeros_like(x) for _ in sides]
+    counts = [torch.ones_like(x) * 1e-37 for _ in sides]
+    while to_run:
+        first = to_run[0][0]
+        picked = [k for k, (entry, _) in enumerate(to_run) if _can_concat(entry, first)]
+        group = [to_run.pop(k) for k in reversed(picked)]
+        n = len(group)
+        x0 = torch.cat([x] * n) - eps(torch.cat([xc] * n), _cat([entry.embeds for entry, _ in group])) * sigma
+        for (entry, side), chunk in zip(group, x0.chunk(n)):
+            mult = torch.ones_like(x) * entry.strength
+            outs[side] += chunk * mult
+            counts[side] += mult
+    return [out / count for out, count in zip(outs, counts)]

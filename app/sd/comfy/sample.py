@@ -13,7 +13,7 @@ import torch
 
 from latentloom.app.core.errors import UserError
 from latentloom.app.sd import guidance
-from latentloom.app.sd.comfy import samplers, schedules
+from latentloom.app.sd.comfy import conds, samplers, schedules
 from latentloom.app.sd.images import preview
 
 
@@ -73,10 +73,19 @@ def denoiser(unet, ms, positive, negative, cfg, batch, extra=None, guides=(), re
     device, dtype = unet.device, unet.dtype
     pos, neg = _embeds(positive, negative, batch, device, dtype)
     skip_uncond = math.isclose(cfg, 1.0)
+    sides = None  # several ComfyUI entries: each side is their weighted mean (app.sd.comfy.conds)
+    if conds.several(positive) or conds.several(negative):
+        sides = [conds.prepare(c, ms, device, dtype, batch) for c in (positive, negative)]
 
     def model(x, sigma):
         xc = (x / (sigma ** 2 + 1.0) ** 0.5).to(dtype)
         t = ms.timestep(sigma.reshape(1).cpu()).float().to(device)
+        if sides is not None:
+            cond_x0, uncond_x0 = conds.mixed(lambda xb, eb: _eps(unet, xb, t, eb, extra, guides, sigma), x, xc,
+                                             sigma, [sides[0], None if skip_uncond else sides[1]])
+            if rescale:
+                return rescale_cfg(x, sigma, cond_x0, uncond_x0, cfg, rescale)
+            return uncond_x0 + (cond_x0 - uncond_x0) * cfg
         if skip_uncond:
             return x - _eps(unet, xc, t, pos, extra, guides, sigma) * sigma
         if pos.shape == neg.shape:
