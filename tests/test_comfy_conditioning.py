@@ -258,7 +258,8 @@ def test_diffusers_sampling_refuses_several_entries():
     with pytest.raises(UserError) as err:
         sampling.sample(None, positive, cond(), None, 0, None, 4, 7.0, 1.0)
     assert str(err.value) == ("a conditioning of several ComfyUI entries or with entry options (ConditioningCombine, "
-                              "ConditioningSetTimestepRange) needs a Scheduler with sampling comfyui")
+                              "ConditioningSetTimestepRange, ConditioningSetArea..., ConditioningSetMask) needs a "
+                              "Scheduler with sampling comfyui")
 
 
 def test_combining_conditionings_with_different_controlnets_is_refused():
@@ -305,3 +306,177 @@ def test_imported_combine_and_timestep_range_run_on_the_tiny_model(tmp_path, tin
     plain, full, split = render(tmp_path, tiny_dir, [api_prompt(), whole, range_prompt()])
     assert np.array_equal(plain, full)
     assert not np.array_equal(plain, split)
+
+
+# ---- Part 3: areas and masks (get_area_and_mult, resolve_areas_and_cond_masks, create_cond_with_same_area_if_none)
+
+class ShapesUNet(EmbedsUNet):
+    def forward(self, x, t, encoder_hidden_states=None, return_dict=False):
+        self.shapes = getattr(self, "shapes", []) + [tuple(x.shape)]
+        return super().forward(x, t, encoder_hidden_states, return_dict)
+
+
+def comfy_at(positive, negative, size, steps=3, cfg=6.0, unet=None):
+    unet = unet or EmbedsUNet()
+    latent = Latent(torch.zeros(1, 4, *size), empty=True)
+    return sample(unet, positive, negative, latent, 5, describe("euler", "normal", CONFIG), steps, cfg, 1.0)
+
+
+def ramp(n, offset, total):
+    """The feathering written out: weights (t + 1) / rr on the rr = min(8, n // 4) pixels next to
+    each edge of the area that is not an edge of the latent."""
+    r, rr = torch.ones(n), min(8, n // 4)
+    for t in range(rr):
+        if offset != 0:
+            r[t] *= (t + 1) / rr
+        if offset + n < total:
+            r[n - 1 - t] *= (t + 1) / rr
+    return r
+
+
+def reference_weighted(positive_w, negative_w, size, steps, cfg):
+    """Euler/normal with each side = sum(x0_i * W_i) / (1e-37 + sum(W_i)); W_i: full-size weight maps."""
+    ms = schedules.ModelSampling(CONFIG)
+    sig = schedules.schedule(ms, "normal", steps)
+    x = torch.randn((1, 4, *size), generator=torch.Generator().manual_seed(5)) * torch.sqrt(1.0 + sig[0] ** 2.0)
+    for i in range(steps):
+        xc = x / (sig[i] ** 2 + 1.0) ** 0.5
+        sides = []
+        for side in (positive_w, negative_w):
+            num, den = torch.zeros_like(x), torch.full_like(x, 1e-37)
+            for e, w in side:
+                num, den = num + (x - (xc * 0.5 + e.mean()) * sig[i]) * w, den + w
+            sides.append(num / den)
+        denoised = sides[1] + (sides[0] - sides[1]) * cfg
+        x = x + (x - denoised) / sig[i] * (sig[i + 1] - sig[i])
+    return x
+
+
+def test_set_area_nodes_set_comfyuis_options_on_every_entry():
+    two = two_entries()
+    out, _ = node("ConditioningSetArea", conditioning=two, width=200, height=130, x=20, y=9, strength=0.7)
+    assert [o for _, o in conds.entries(out)] == [{"area": (16, 25, 1, 2), "strength": 0.7, "set_area_to_bounds": False},
+                                                  {"area": (16, 25, 1, 2), "strength": 0.7, "set_area_to_bounds": False}]
+    out, _ = node("ConditioningSetAreaPercentage", conditioning=cond(), width=0.5, height=0.3, x=0.25, y=0.1, strength=2.0)
+    assert dict(out.settings) == {"area": ("percentage", 0.3, 0.5, 0.1, 0.25), "strength": 2.0, "set_area_to_bounds": False}
+    out, _ = node("ConditioningSetAreaStrength", conditioning=two, strength=0.2)
+    assert [o["strength"] for _, o in conds.entries(out)] == [0.2, 0.2]
+    mask = torch.rand(1, 1, 16, 16)
+    out, _ = node("ConditioningSetMask", conditioning=cond(), mask=mask, strength=0.5, set_cond_area="mask bounds")
+    options = dict(out.settings)
+    assert torch.equal(options.pop("mask"), mask[:, 0]) and options == {"set_area_to_bounds": True, "mask_strength": 0.5}
+
+
+def test_percentage_areas_round_to_latent_pixels():
+    out = node("ConditioningSetAreaPercentage", conditioning=cond(), width=0.5, height=0.3, x=0.25, y=0.1, strength=1.0)[0]
+    ms = schedules.ModelSampling(CONFIG)
+    pos, _ = conds.prepare(out, cond(), ms, torch.zeros(1, 4, 32, 40), torch.float32)
+    # height max(1, round(0.3 * 32)) = 10, width round(0.5 * 40) = 20, y round(3.2) = 3, x round(10.0) = 10
+    assert pos[0].area == (10, 20, 3, 10)
+
+
+def test_each_area_gets_a_twin_on_the_other_side_as_comfyui_makes_them():
+    a, c, n, m = cond(77, 1), cond(77, 2), cond(77, 3), cond(77, 4)
+    small, big = {"area": (4, 4, 2, 2)}, {"area": (8, 8, 0, 0)}
+    positive = conds.with_entries(a, [(a.embeds, {}), (c.embeds, small)])
+    negative = conds.with_entries(n, [(n.embeds, {}), (m.embeds, big)])
+    pos, neg = conds.prepare(positive, negative, schedules.ModelSampling(CONFIG), torch.zeros(1, 4, 16, 16),
+                             torch.float32)
+    # the small area's twin takes M (the smallest negative area holding it); M's twin takes A (no
+    # positive area holds it); the small twin's own twin is not made (C has the same area)
+    assert [(e.embeds[0].sum().item(), e.area) for e in pos] == [
+        (a.embeds.sum().item(), None), (c.embeds.sum().item(), (4, 4, 2, 2)), (a.embeds.sum().item(), (8, 8, 0, 0))]
+    assert [(e.embeds[0].sum().item(), e.area) for e in neg] == [
+        (n.embeds.sum().item(), None), (m.embeds.sum().item(), (8, 8, 0, 0)), (m.embeds.sum().item(), (4, 4, 2, 2))]
+
+
+def test_area_predictions_are_cropped_feathered_and_averaged():
+    a, b, n = cond(77, 1), cond(77, 2), cond(77, 3)
+    area = node("ConditioningSetArea", conditioning=b, width=128, height=160, x=64, y=0, strength=0.8)[0]
+    positive = node("ConditioningCombine", conditioning_1=a, conditioning_2=area)[0]
+    unet = ShapesUNet()
+    out = comfy_at(positive, n, (32, 40), unet=unet)
+    # the area: 20 x 16 latent pixels at (y 0, x 8); its top is the latent's edge, so no fade there
+    w = torch.zeros(32, 40)
+    w[0:20, 8:24] = 0.8 * ramp(20, 0, 32)[:, None] * ramp(16, 8, 40)[None, :]
+    ones = torch.ones(32, 40)
+    # the negative gets N with the area's options (its twin)
+    expected = reference_weighted([(a.embeds, ones), (b.embeds, w)], [(n.embeds, ones), (n.embeds, w)], (32, 40), 3, 6.0)
+    assert torch.allclose(out, expected, rtol=1e-5, atol=1e-5)
+    assert unet.shapes[:2] == [(2, 4, 32, 40), (2, 4, 20, 16)]  # full entries batched, then the two areas
+
+
+@pytest.mark.parametrize("bounds", ["default", "mask bounds"])
+def test_masks_weigh_each_pixel(bounds):
+    a, b, n = cond(77, 1), cond(77, 2), cond(77, 3)
+    mask = torch.zeros(1, 1, 128, 128)
+    mask[:, :, 40:90, 16:60] = torch.rand(1, 1, 50, 44, generator=torch.Generator().manual_seed(0))
+    masked = node("ConditioningSetMask", conditioning=b, mask=mask, strength=0.6, set_cond_area=bounds)[0]
+    positive = node("ConditioningCombine", conditioning_1=a, conditioning_2=masked)[0]
+    unet = ShapesUNet()
+    out = comfy_at(positive, n, (16, 16), unet=unet)
+    w = torch.nn.functional.interpolate(mask, size=(16, 16), mode="bilinear")[0, 0] * 0.6
+    ones = torch.ones(16, 16)
+    negative = [(n.embeds, ones)] + ([(n.embeds, w)] if bounds == "mask bounds" else [])  # a twin only for an area
+    expected = reference_weighted([(a.embeds, ones), (b.embeds, w)], negative, (16, 16), 3, 6.0)
+    assert torch.allclose(out, expected, rtol=1e-5, atol=1e-5)
+    nz = torch.nonzero(w)
+    box = (max(8, int(nz[:, 0].max() - nz[:, 0].min() + 1)), max(8, int(nz[:, 1].max() - nz[:, 1].min() + 1)))
+    assert set(unet.shapes) == ({(3, 4, 16, 16)} if bounds == "default"  # one batch: the mask crops nothing
+                                else {(2, 4, 16, 16), (2, 4, *box)})         # the full entries, then the boxes
+
+
+def test_areas_with_a_controlnet_are_refused():
+    area = node("ConditioningSetArea", conditioning=cond(), width=64, height=64, x=0, y=0, strength=1.0)[0]
+    with pytest.raises(UserError) as err:
+        conds.prepare(area, cond(), schedules.ModelSampling(CONFIG), torch.zeros(1, 4, 16, 16), torch.float32, True)
+    assert "ControlNet with an area conditioning" in str(err.value)
+
+
+def area_prompt():
+    p = api_prompt()
+    p.update({
+        "20": {"class_type": "LoadImage", "inputs": {"image": "fox.png", "upload": "image"}},
+        "17": {"class_type": "ConditioningSetArea", "inputs": {"conditioning": ["6", 0], "width": 64, "height": 64,
+                                                               "x": 0, "y": 8, "strength": 0.9}},
+        "18": {"class_type": "ConditioningSetAreaPercentage", "inputs": {"conditioning": ["6", 0], "width": 0.5,
+                                                                         "height": 1.0, "x": 0.5, "y": 0.0, "strength": 1.0}},
+        "19": {"class_type": "ConditioningSetAreaStrength", "inputs": {"conditioning": ["18", 0], "strength": 0.4}},
+        "21": {"class_type": "ConditioningSetMask", "inputs": {"conditioning": ["7", 0], "mask": ["20", 1],
+                                                               "strength": 0.7, "set_cond_area": "mask bounds"}},
+        "22": {"class_type": "ConditioningCombine", "inputs": {"conditioning_1": ["17", 0], "conditioning_2": ["19", 0]}},
+    })
+    p["3"]["inputs"].update(positive=["22", 0], negative=["21", 0])
+    return p
+
+
+def test_area_and_mask_nodes_map_and_export_back(tmp_path):
+    from latentloom.app.cli import main
+    nodes = mapped(area_prompt())
+    assert nodes["17"] == {"type": "ConditioningSetArea", "params": {"width": 64, "height": 64, "x": 0, "y": 8,
+                                                                     "strength": 0.9},
+                           "inputs": {"conditioning": ["6", "conditioning"]}}
+    assert nodes["21"] == {"type": "ConditioningSetMask", "params": {"strength": 0.7, "set_cond_area": "mask bounds"},
+                           "inputs": {"conditioning": ["7", "conditioning"], "mask": ["20", "mask"]}}
+    src, ours, back = tmp_path / "api.json", tmp_path / "ours.json", tmp_path / "back.json"
+    src.write_text(json.dumps(area_prompt()))
+    assert main(["convert", str(src), str(ours)]) == 0
+    assert main(["convert", str(ours), str(back), "--to", "comfyui-api"]) == 0
+    exported = json.loads(back.read_text())
+    assert {k: exported[k] for k in ("17", "18", "19", "21", "22")} == {k: area_prompt()[k] for k in ("17", "18", "19", "21", "22")}
+
+
+def test_imported_areas_run_on_the_tiny_model(tmp_path, tiny_dir):
+    whole = api_prompt()  # an area over the whole latent at strength 1 weighs every pixel 1
+    whole["17"] = {"class_type": "ConditioningSetArea", "inputs": {"conditioning": ["6", 0], "width": 64, "height": 64,
+                                                                   "x": 0, "y": 0, "strength": 1.0}}
+    whole["3"]["inputs"]["positive"] = ["17", 0]
+    wide = api_prompt()
+    wide["5"]["inputs"]["width"] = 128
+    part = json.loads(json.dumps(wide))  # the prompt on the right half, "blurry" on all of it
+    part["17"] = dict(whole["17"], inputs=dict(whole["17"]["inputs"], x=64))
+    part["22"] = {"class_type": "ConditioningCombine", "inputs": {"conditioning_1": ["7", 0], "conditioning_2": ["17", 0]}}
+    part["3"]["inputs"]["positive"] = ["22", 0]
+    plain, full, plain_wide, half = render(tmp_path, tiny_dir, [api_prompt(), whole, wide, part])
+    assert np.array_equal(plain, full)
+    assert half.shape == plain_wide.shape and not np.array_equal(plain_wide, half)

@@ -167,6 +167,14 @@ EXPORTERS = {
         ("conditioning_1", "conditioning_1"), ("conditioning_2", "conditioning_2")]),
     "ConditioningSetTimestepRange": lambda e, nid, p: e.add(nid, "ConditioningSetTimestepRange", {
         "start": p["start"], "end": p["end"]}, [("conditioning", "conditioning")]),
+    "ConditioningSetArea": lambda e, nid, p: e.add(nid, "ConditioningSetArea", {
+        k: p[k] for k in ("width", "height", "x", "y", "strength")}, [("conditioning", "conditioning")]),
+    "ConditioningSetAreaPercentage": lambda e, nid, p: e.add(nid, "ConditioningSetAreaPercentage", {
+        k: p[k] for k in ("width", "height", "x", "y", "strength")}, [("conditioning", "conditioning")]),
+    "ConditioningSetAreaStrength": lambda e, nid, p: e.add(nid, "ConditioningSetAreaStrength", {
+        "strength": p["strength"]}, [("conditioning", "conditioning")]),
+    "ConditioningSetMask": lambda e, nid, p: e.add(nid, "ConditioningSetMask", {
+        "strength": p["strength"], "set_cond_area": p["set_cond_area"]}, [("conditioning", "conditioning"), ("mask", "mask")]),
 }
 
 

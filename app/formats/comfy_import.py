@@ -414,6 +414,12 @@ MAPPERS = {
                                                             "conditioning_2": "conditioning_2"}, ["conditioning"]),
     "ConditioningSetTimestepRange": _one("ConditioningSetTimestepRange", {"start": "start", "end": "end"},
                                          {"conditioning": "conditioning"}, ["conditioning"]),
+    **{name: _one(name, {k: k for k in ("width", "height", "x", "y", "strength")}, {"conditioning": "conditioning"},
+                  ["conditioning"]) for name in ("ConditioningSetArea", "ConditioningSetAreaPercentage")},
+    "ConditioningSetAreaStrength": _one("ConditioningSetAreaStrength", {"strength": "strength"},
+                                        {"conditioning": "conditioning"}, ["conditioning"]),
+    "ConditioningSetMask": _one("ConditioningSetMask", {"strength": "strength", "set_cond_area": "set_cond_area"},
+                                {"conditioning": "conditioning", "mask": "mask"}, ["conditioning"]),
 }
 
 

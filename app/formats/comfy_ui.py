@@ -49,6 +49,10 @@ WIDGETS = {
     "SamplerCustom": ["add_noise", "noise_seed", AFTER_SEED, "cfg"],
     "ConditioningAverage": ["conditioning_to_strength"],
     "ConditioningSetTimestepRange": ["start", "end"],
+    "ConditioningSetArea": ["width", "height", "x", "y", "strength"],
+    "ConditioningSetAreaPercentage": ["width", "height", "x", "y", "strength"],
+    "ConditioningSetAreaStrength": ["strength"],
+    "ConditioningSetMask": ["strength", "set_cond_area"],
 }
 NOT_INPUTS = {AFTER_SEED, "upload"}
 

@@ -76,7 +76,8 @@ def sample(unet, positive, negative, latent, seed, scheduler_handle, steps, cfg,
     guides: app.sd.guidance.Guide objects, asked for extra U-Net kwargs at every step."""
     if any(c.settings or c.extra for c in (positive, negative)):
         raise UserError("a conditioning of several ComfyUI entries or with entry options (ConditioningCombine, "
-                        "ConditioningSetTimestepRange) needs a Scheduler with sampling comfyui")
+                        "ConditioningSetTimestepRange, ConditioningSetArea..., ConditioningSetMask) needs a "
+                        "Scheduler with sampling comfyui")
     device = unet.device
     dtype = positive.embeds.dtype
     generator = torch.Generator("cpu").manual_seed(seed)

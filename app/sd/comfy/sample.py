@@ -73,16 +73,17 @@ def denoiser(unet, ms, positive, negative, cfg, batch, extra=None, guides=(), re
     device, dtype = unet.device, unet.dtype
     pos, neg = _embeds(positive, negative, batch, device, dtype)
     skip_uncond = math.isclose(cfg, 1.0)
-    sides = None  # several ComfyUI entries: each side is their weighted mean (app.sd.comfy.conds)
+    mixer = None  # several ComfyUI entries: each side is their weighted mean (app.sd.comfy.conds)
     if conds.several(positive) or conds.several(negative):
-        sides = [conds.prepare(c, ms, device, dtype, batch) for c in (positive, negative)]
+        mixer = conds.Mixer(positive, negative, ms, dtype, bool(guides))
 
     def model(x, sigma):
         xc = (x / (sigma ** 2 + 1.0) ** 0.5).to(dtype)
         t = ms.timestep(sigma.reshape(1).cpu()).float().to(device)
-        if sides is not None:
-            cond_x0, uncond_x0 = conds.mixed(lambda xb, eb: _eps(unet, xb, t, eb, extra, guides, sigma), x, xc,
-                                             sigma, [sides[0], None if skip_uncond else sides[1]])
+        if mixer is not None:
+            def eps(xb, eb, areas):
+                return _eps(unet, xb, t, eb, conds.cropped(extra, areas, xb.shape[0] // len(areas)), guides, sigma)
+            cond_x0, uncond_x0 = mixer(eps, x, xc, sigma, skip_uncond)
             if rescale:
                 return rescale_cfg(x, sigma, cond_x0, uncond_x0, cfg, rescale)
             return uncond_x0 + (cond_x0 - uncond_x0) * cfg
