@@ -480,3 +480,30 @@ def test_imported_areas_run_on_the_tiny_model(tmp_path, tiny_dir):
     plain, full, plain_wide, half = render(tmp_path, tiny_dir, [api_prompt(), whole, wide, part])
     assert np.array_equal(plain, full)
     assert half.shape == plain_wide.shape and not np.array_equal(plain_wide, half)
+
+
+def test_an_inpainting_models_extra_channels_are_cut_to_each_area():
+    class NineUNet(EmbedsUNet):
+        def __init__(self):
+            super().__init__()
+            self.config = type("C", (), {"in_channels": 9})()
+            self.inputs = []
+
+        def forward(self, x, t, encoder_hidden_states=None, return_dict=False):
+            self.inputs.append(x.clone())
+            return super().forward(x[:, :4], t, encoder_hidden_states, return_dict)
+
+    masked = torch.rand(1, 4, 16, 16, generator=torch.Generator().manual_seed(1))
+    latent = Latent(torch.zeros(1, 4, 16, 16), mask=torch.ones(1, 1, 16, 16), masked_image_latents=masked)
+    first = node("ConditioningSetArea", conditioning=cond(77, 1), width=64, height=64, x=32, y=64, strength=1.0)[0]
+    second = node("ConditioningSetArea", conditioning=cond(77, 2), width=64, height=64, x=64, y=0, strength=1.0)[0]
+    positive = node("ConditioningCombine", conditioning_1=first, conditioning_2=second)[0]
+    unet = NineUNet()
+    sample(unet, positive, cond(77, 3), latent, 5, describe("euler", "normal", CONFIG), 1, 6.0, 1.0)
+    extra = torch.cat([torch.ones(1, 1, 16, 16), masked], dim=1)
+    call, whole = unet.inputs  # both areas and their twins are 8x8: one batch, in ComfyUI's order; then N
+    assert call.shape == (4, 9, 8, 8) and whole.shape == (1, 9, 16, 16)
+    assert torch.equal(whole[0, 4:], extra[0])
+    areas = [(0, 8), (8, 4), (0, 8), (8, 4)]  # (y, x): twin of second, twin of first, second, first
+    for row, (y, x) in zip(call, areas):
+        assert torch.equal(row[4:], extra[0, :, y:y + 8, x:x + 8])

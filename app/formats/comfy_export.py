@@ -174,7 +174,8 @@ EXPORTERS = {
     "ConditioningSetAreaStrength": lambda e, nid, p: e.add(nid, "ConditioningSetAreaStrength", {
         "strength": p["strength"]}, [("conditioning", "conditioning")]),
     "ConditioningSetMask": lambda e, nid, p: e.add(nid, "ConditioningSetMask", {
-        "strength": p["strength"], "set_cond_area": p["set_cond_area"]}, [("conditioning", "conditioning"), ("mask", "mask")]),
+        "strength": p["strength"], "set_cond_area": p["set_cond_area"]},
+        [("conditioning", "conditioning"), ("mask", "mask")]),
 }
 
 

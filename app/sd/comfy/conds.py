@@ -5,12 +5,15 @@ Conditioning.embeds / .settings and any further ones in .extra, so a one-entry c
 options is exactly what TextEncode makes (and samples as before).
 
 At every model call ComfyUI (samplers.calc_cond_batch) predicts the denoised latent of every
-active entry of each side and averages them per side: (0 + sum(x0_i * mult_i)) / (1e-37 + sum(mult_i)),
-mult_i = strength_i (per pixel for areas and masks: get_area_and_mult). An entry with start_percent / end_percent is active while
-percent_to_sigma(start) >= sigma >= percent_to_sigma(end). Entries run in one U-Net call when they
-can be batched (can_concat_cond: same input, embeds whose lengths' least common multiple is at
-most 4 times the shorter; they are repeated to it), each group taken, as ComfyUI takes it, from the
-first entry left and in reverse order.
+active entry of each side and averages them per side, per pixel:
+(0 + sum(x0_i * mult_i)) / (1e-37 + sum(mult_i)), mult_i = strength_i, times the mask or the
+area's edge fade (get_area_and_mult; an area's entry sees only its crop). An entry with
+start_percent / end_percent is active while percent_to_sigma(start) >= sigma >= percent_to_sigma(end).
+Entries run in one U-Net call when they can be batched (can_concat_cond: same input size, embeds
+whose lengths' least common multiple is at most 4 times the shorter; they are repeated to it),
+each group taken, as ComfyUI takes it, from the first entry left and in reverse order. Before
+sampling (process_conds) areas and masks are resolved to the latent and each area gets a twin on
+the other side.
 """
 import math
 from dataclasses import dataclass, replace
