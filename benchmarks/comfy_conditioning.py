@@ -1,5 +1,5 @@
-"""ComfyUI's conditioning nodes (concat, average, zero out, combine, timestep range, areas, masks)
-rendered by ComfyUI itself and by Latent Loom from the same API prompt: PSNR per case.
+"""ComfyUI's conditioning nodes (concat, average, zero out, combine, timestep range, areas, masks,
+and several entries under a ControlNet) rendered by ComfyUI itself and by Latent Loom from the same API prompt: PSNR per case.
 
     python -m benchmarks.comfy_conditioning --comfyui ~/src/ComfyUI [--comfy-pythonpath DEPS] --work /tmp/cmp
 
@@ -33,7 +33,7 @@ def prompt(mask_path, nodes, pos="6", neg="7", cfg=6.0, sampler="euler", schedul
          "20": _c("LoadImage", image=str(mask_path)), "5": _c("EmptyLatentImage", width=w, height=h, batch_size=1),
          **nodes}
     p["3"] = _c("KSampler", seed=7, steps=6, cfg=cfg, sampler_name=sampler, scheduler=scheduler, denoise=1.0,
-                model=["4", 0], positive=[pos, 0], negative=[neg, 0], latent_image=["5", 0])
+                model=["4", 0], positive=[pos, 0], negative=[neg, 1 if neg == pos else 0], latent_image=["5", 0])
     p["8"] = _c("VAEDecode", samples=["3", 0], vae=["4", 2])
     p["9"] = _c("SaveImage", filename_prefix="cond", images=["8", 0])
     return p
@@ -43,7 +43,7 @@ def combined(extra, second="30"):
     return {**extra, "31": _c("ConditioningCombine", conditioning_1=["6", 0], conditioning_2=[second, 0])}
 
 
-def cases(mask):
+def cases(mask, control_image):
     return {
         "concat": prompt(mask, {"30": _c("ConditioningConcat", conditioning_to=["6", 0], conditioning_from=["13", 0])},
                          pos="30"),
@@ -76,6 +76,14 @@ def cases(mask):
             "30": _c("ConditioningSetArea", conditioning=["13", 0], width=64, height=128, x=0, y=0, strength=1.0),
             "31": _c("ConditioningCombine", conditioning_1=["7", 0], conditioning_2=["30", 0])},
             neg="31", w=128, h=128),
+        "combine + timestep range, then a ControlNet": prompt(mask, {
+            "30": _c("ConditioningSetTimestepRange", conditioning=["13", 0], start=0.3, end=1.0),
+            "31": _c("ConditioningCombine", conditioning_1=["6", 0], conditioning_2=["30", 0]),
+            "40": _c("ControlNetLoader", control_net_name="mid-cn.safetensors"),
+            "41": _c("LoadImage", image=str(control_image)),
+            "42": _c("ControlNetApplyAdvanced", positive=["31", 0], negative=["7", 0], control_net=["40", 0],
+                     image=["41", 0], strength=0.8, start_percent=0.1, end_percent=0.8)},
+            pos="42", neg="42"),
     }
 
 
@@ -101,6 +109,7 @@ def comfy_side(comfy_dir, cases_path, out_dir):
     import nodes
     spec = json.loads(Path(cases_path).read_text())
     folder_paths.add_model_folder_path("checkpoints", spec["checkpoints"])
+    folder_paths.add_model_folder_path("controlnet", spec["controlnets"])
     for i, (name, p) in enumerate(spec["cases"].items()):
         done = {}
 
@@ -118,7 +127,7 @@ def comfy_side(comfy_dir, cases_path, out_dir):
 
 
 def main(argv=None):
-    from benchmarks.comfy_compare import build_checkpoint, psnr
+    from benchmarks.comfy_compare import build_checkpoint, build_images, psnr
     ap = argparse.ArgumentParser()
     ap.add_argument("--comfyui", required=True, help="a ComfyUI checkout whose requirements are importable")
     ap.add_argument("--python", default=sys.executable, help="the Python that runs ComfyUI")
@@ -130,14 +139,18 @@ def main(argv=None):
     ckpt, config_dir = build_checkpoint(work)
     mask = work / "conditioning" / "mask.png"
     write_mask(mask)
-    all_cases = cases(mask)
+    build_images(work)
+    all_cases = cases(mask, work / "control.png")
     spec = work / "conditioning" / "cases.json"
-    spec.write_text(json.dumps({"checkpoints": str(ckpt.parent), "cases": all_cases}))
+    spec.write_text(json.dumps({"checkpoints": str(ckpt.parent), "controlnets": str(work / "controlnet"),
+                                "cases": all_cases}))
     subprocess.run([args.python, __file__, "--comfy-side", str(Path(args.comfyui).resolve()), str(spec),
                     str(work / "conditioning" / "comfyui")], check=True, cwd=work,
                    env={**os.environ, "PYTHONPATH": args.comfy_pythonpath})
     from PIL import Image
+    from latentloom.app.sd import controlnet
     from latentloom.app.session import Session
+    controlnet.CONFIG_DIR = work / "mid-cn-config"  # the stand-in ControlNet's shape, as comfy_compare
     session = Session(models_dirs=[work], output_dir=work / "conditioning" / "ours", device="cpu")
     rows = []
     for i, (name, p) in enumerate(all_cases.items()):
