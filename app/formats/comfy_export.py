@@ -179,6 +179,25 @@ EXPORTERS = {
                                               [("image", "image")]),
     "GrowMask": _choice("GrowMask", lambda p: ({"expand": p["pixels"], "tapered_corners": p["shape"] == "diamond"},
                                                [("mask", "mask")]), ("square", "diamond"), "shape"),
+    "ConditioningConcat": lambda e, nid, p: e.add(nid, "ConditioningConcat", {}, [
+        ("conditioning_to", "conditioning_to"), ("conditioning_from", "conditioning_from")]),
+    "ConditioningAverage": lambda e, nid, p: e.add(nid, "ConditioningAverage", {
+        "conditioning_to_strength": p["conditioning_to_strength"]},
+        [("conditioning_to", "conditioning_to"), ("conditioning_from", "conditioning_from")]),
+    "ConditioningZeroOut": lambda e, nid, p: e.add(nid, "ConditioningZeroOut", {}, [("conditioning", "conditioning")]),
+    "ConditioningCombine": lambda e, nid, p: e.add(nid, "ConditioningCombine", {}, [
+        ("conditioning_1", "conditioning_1"), ("conditioning_2", "conditioning_2")]),
+    "ConditioningSetTimestepRange": lambda e, nid, p: e.add(nid, "ConditioningSetTimestepRange", {
+        "start": p["start"], "end": p["end"]}, [("conditioning", "conditioning")]),
+    "ConditioningSetArea": lambda e, nid, p: e.add(nid, "ConditioningSetArea", {
+        k: p[k] for k in ("width", "height", "x", "y", "strength")}, [("conditioning", "conditioning")]),
+    "ConditioningSetAreaPercentage": lambda e, nid, p: e.add(nid, "ConditioningSetAreaPercentage", {
+        k: p[k] for k in ("width", "height", "x", "y", "strength")}, [("conditioning", "conditioning")]),
+    "ConditioningSetAreaStrength": lambda e, nid, p: e.add(nid, "ConditioningSetAreaStrength", {
+        "strength": p["strength"]}, [("conditioning", "conditioning")]),
+    "ConditioningSetMask": lambda e, nid, p: e.add(nid, "ConditioningSetMask", {
+        "strength": p["strength"], "set_cond_area": p["set_cond_area"]},
+        [("conditioning", "conditioning"), ("mask", "mask")]),
 }
 
 

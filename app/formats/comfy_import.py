@@ -424,6 +424,22 @@ MAPPERS = {
     **FOLDED,
     "SamplerCustom": _custom_sampler,
     "SamplerCustomAdvanced": lambda b, cid: _custom_sampler(b, cid, advanced=True),
+    "ConditioningConcat": _one("ConditioningConcat", {}, {"conditioning_to": "conditioning_to",
+                                                          "conditioning_from": "conditioning_from"}, ["conditioning"]),
+    "ConditioningAverage": _one("ConditioningAverage", {"conditioning_to_strength": "conditioning_to_strength"},
+                                {"conditioning_to": "conditioning_to", "conditioning_from": "conditioning_from"},
+                                ["conditioning"]),
+    "ConditioningZeroOut": _one("ConditioningZeroOut", {}, {"conditioning": "conditioning"}, ["conditioning"]),
+    "ConditioningCombine": _one("ConditioningCombine", {}, {"conditioning_1": "conditioning_1",
+                                                            "conditioning_2": "conditioning_2"}, ["conditioning"]),
+    "ConditioningSetTimestepRange": _one("ConditioningSetTimestepRange", {"start": "start", "end": "end"},
+                                         {"conditioning": "conditioning"}, ["conditioning"]),
+    **{name: _one(name, {k: k for k in ("width", "height", "x", "y", "strength")}, {"conditioning": "conditioning"},
+                  ["conditioning"]) for name in ("ConditioningSetArea", "ConditioningSetAreaPercentage")},
+    "ConditioningSetAreaStrength": _one("ConditioningSetAreaStrength", {"strength": "strength"},
+                                        {"conditioning": "conditioning"}, ["conditioning"]),
+    "ConditioningSetMask": _one("ConditioningSetMask", {"strength": "strength", "set_cond_area": "set_cond_area"},
+                                {"conditioning": "conditioning", "mask": "mask"}, ["conditioning"]),
 }
 
 

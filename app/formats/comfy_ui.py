@@ -48,6 +48,12 @@ WIDGETS = {
     "RandomNoise": ["noise_seed", AFTER_SEED],
     "CFGGuider": ["cfg"],
     "SamplerCustom": ["add_noise", "noise_seed", AFTER_SEED, "cfg"],
+    "ConditioningAverage": ["conditioning_to_strength"],
+    "ConditioningSetTimestepRange": ["start", "end"],
+    "ConditioningSetArea": ["width", "height", "x", "y", "strength"],
+    "ConditioningSetAreaPercentage": ["width", "height", "x", "y", "strength"],
+    "ConditioningSetAreaStrength": ["strength"],
+    "ConditioningSetMask": ["strength", "set_cond_area"],
 }
 NOT_INPUTS = {AFTER_SEED, "upload"}
 

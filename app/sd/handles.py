@@ -74,6 +74,8 @@ class Conditioning:
     clip: ClipHandle     # to encode an empty chunk when the other side is longer
     clip_skip: int = 0
     guides: tuple = ()   # guide specs (with a .kind) the sampler binds through app.sd.guidance
+    settings: tuple = ()  # ComfyUI entry options of these embeds, (name, value) pairs: strength, start_percent...
+    extra: tuple = ()    # further ComfyUI entries, each (embeds, settings): app.sd.comfy.conds
 
 
 @dataclass(eq=False)

@@ -74,6 +74,10 @@ def sample(unet, positive, negative, latent, seed, scheduler_handle, steps, cfg,
     """Returns the denoised latents. progress(step, total, preview_fn) is called after each step.
 
     guides: app.sd.guidance.Guide objects, asked for extra U-Net kwargs at every step."""
+    if any(c.settings or c.extra for c in (positive, negative)):
+        raise UserError("a conditioning of several ComfyUI entries or with entry options (ConditioningCombine, "
+                        "ConditioningSetTimestepRange, ConditioningSetArea..., ConditioningSetMask) needs a "
+                        "Scheduler with sampling comfyui")
     device = unet.device
     dtype = positive.embeds.dtype
     generator = torch.Generator("cpu").manual_seed(seed)

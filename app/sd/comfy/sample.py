@@ -13,7 +13,7 @@ import torch
 
 from latentloom.app.core.errors import UserError
 from latentloom.app.sd import guidance
-from latentloom.app.sd.comfy import samplers, schedules
+from latentloom.app.sd.comfy import conds, samplers, schedules
 from latentloom.app.sd.images import preview
 
 
@@ -73,10 +73,20 @@ def denoiser(unet, ms, positive, negative, cfg, batch, extra=None, guides=(), re
     device, dtype = unet.device, unet.dtype
     pos, neg = _embeds(positive, negative, batch, device, dtype)
     skip_uncond = math.isclose(cfg, 1.0)
+    mixer = None  # several ComfyUI entries: each side is their weighted mean (app.sd.comfy.conds)
+    if conds.several(positive) or conds.several(negative):
+        mixer = conds.Mixer(positive, negative, ms, dtype, bool(guides))
 
     def model(x, sigma):
         xc = (x / (sigma ** 2 + 1.0) ** 0.5).to(dtype)
         t = ms.timestep(sigma.reshape(1).cpu()).float().to(device)
+        if mixer is not None:
+            def eps(xb, eb, areas):
+                return _eps(unet, xb, t, eb, conds.cropped(extra, areas, xb.shape[0] // len(areas)), guides, sigma)
+            cond_x0, uncond_x0 = mixer(eps, x, xc, sigma, skip_uncond)
+            if rescale:
+                return rescale_cfg(x, sigma, cond_x0, uncond_x0, cfg, rescale)
+            return uncond_x0 + (cond_x0 - uncond_x0) * cfg
         if skip_uncond:
             return x - _eps(unet, xc, t, pos, extra, guides, sigma) * sigma
         if pos.shape == neg.shape:
