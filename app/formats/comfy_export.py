@@ -6,7 +6,7 @@ becomes a CLIPSetLastLayer in front of it; kept "comfyui:<class_type>" nodes go 
 Returns (prompt, notes): notes say what ComfyUI will render differently.
 """
 from latentloom.app.core.workflow import Problem, WorkflowError
-from latentloom.app.formats.comfy_import import UNSUPPORTED
+from latentloom.app.formats.comfy_build import UNSUPPORTED
 from latentloom.app.sd.comfy import DROP_PENULTIMATE
 
 OUTPUTS = {"LoadCheckpoint": ["model", "clip", "vae"], "LoadLoRA": ["model", "clip"], "LoadImage": ["image", "mask"],

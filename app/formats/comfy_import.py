@@ -5,93 +5,11 @@ Ids and titles survive (KSampler "3" becomes Sampler "3" + LatentNoise "3.noise"
 "3.scheduler"). A class_type we do not map becomes a "comfyui:<class_type>" node that keeps its
 inputs and links, so validation names it and converting back keeps it.
 """
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
 from latentloom.app.core.workflow import FORMAT, VERSION, Problem, WorkflowError
-from latentloom.app.sd.comfy import DROP_PENULTIMATE
-
-UNSUPPORTED = "comfyui:"
-WHY = "unsupported_because"  # ui key of a kept node: why it does not map
-MAX_NODES = 5000
-
-
-@dataclass(frozen=True)
-class Ref:
-    node: str
-    port: str
-    skip: int = 0   # clip refs: CLIPSetLastLayer upstream (our clip_skip)
-    rescale: float = 0.0  # model refs: RescaleCFG upstream (our Sampler's guidance_rescale)
-
-
-@dataclass(frozen=True)
-class Folded(Ref):
-    """A ComfyUI node that becomes no node of ours (KSamplerSelect, BasicScheduler, RandomNoise,
-    DisableNoise, CFGGuider, BasicGuider): its values go into the custom sampler that reads it.
-    Any other node that links to it gets it kept as an unsupported node."""
-    kind: str = ""
-    data: dict = field(default=None, compare=False)
-
-
-def is_link(value):
-    return (isinstance(value, list) and len(value) == 2 and isinstance(value[0], (str, int))
-            and not isinstance(value[0], bool) and isinstance(value[1], int) and not isinstance(value[1], bool))
-
-
-class Builder:
-    def __init__(self, prompt, titles, positions):
-        self.prompt, self.titles, self.positions = prompt, titles, positions
-        self.nodes, self.out, self.problems = {}, {}, []
-
-    def add(self, nid, type, params=None, inputs=None, cid=None):
-        ui = {}
-        if cid is not None and nid == cid:
-            if self.titles.get(cid):
-                ui["title"] = self.titles[cid]
-            if cid in self.positions:
-                ui["pos"] = self.positions[cid]
-        node = {"type": type, "params": dict(params or {}), "inputs": {}}
-        if ui:
-            node["ui"] = ui
-        self.nodes[nid] = node
-        for port, ref in (inputs or {}).items():
-            if ref is not None:
-                node["inputs"][port] = [ref.node, ref.port]
-                if isinstance(ref, Folded) and ref.node not in self.nodes:
-                    self.keep(ref.node, f"{self.prompt[ref.node]['class_type']} maps only as an input of a "
-                                        "SamplerCustom or SamplerCustomAdvanced that Latent Loom can run")
-        return node
-
-    def keep(self, cid, why):
-        """Keep cid as an unsupported node after all (its inputs' problems were reported once)."""
-        n = len(self.problems)
-        _unsupported(self, cid, why)
-        del self.problems[n:]
-
-    def ref(self, cid, name, required=True):
-        """The Ref a ComfyUI input links to (None when unlinked)."""
-        value = self.prompt[cid]["inputs"].get(name)
-        if not is_link(value):
-            if required:
-                self.problems.append(Problem(cid, f"input {name!r}", "not linked"))
-            return None
-        src, idx = str(value[0]), value[1]
-        refs = self.out.get(src)
-        if refs is None:
-            self.problems.append(Problem(cid, f"input {name!r}", f"linked to missing node {src!r}"))
-            return None
-        if not 0 <= idx < len(refs) or refs[idx] is None:
-            self.problems.append(Problem(cid, f"input {name!r}", f"node {src!r} has no output {idx}"))
-            return None
-        return refs[idx]
-
-    def value(self, cid, name, default=None):
-        value = self.prompt[cid]["inputs"].get(name, default)
-        if is_link(value):
-            self.problems.append(Problem(cid, f"input {name!r}", "a link where a value is expected "
-                                         "(from a node we cannot evaluate before running)"))
-            return default
-        return value
-
+from latentloom.app.formats.comfy_build import MAX_NODES, Builder, Ref, is_link, unsupported
+from latentloom.app.formats.comfy_custom import FOLDED, custom_sampler
 
 def _checkpoint(b, cid):
     b.add(cid, "LoadCheckpoint", {"path": b.value(cid, "ckpt_name", "")}, cid=cid)
@@ -299,86 +217,6 @@ def _grow_mask(b, cid):
     return [Ref(cid, "mask")]
 
 
-def _folded(kind, build):
-    def mapper(b, cid):
-        return [Folded(cid, "0", kind=kind, data=build(b, cid))]
-    return mapper
-
-
-FOLDED = {
-    "KSamplerSelect": _folded("sampler", lambda b, cid: {"name": b.value(cid, "sampler_name", "euler")}),
-    "BasicScheduler": _folded("sigmas", lambda b, cid: {
-        "model": b.ref(cid, "model"), "scheduler": b.value(cid, "scheduler", "normal"),
-        "steps": b.value(cid, "steps", 20), "denoise": b.value(cid, "denoise", 1.0)}),
-    "RandomNoise": _folded("noise", lambda b, cid: {"seed": b.value(cid, "noise_seed", 0), "add": True}),
-    "DisableNoise": _folded("noise", lambda b, cid: {"seed": 0, "add": False}),  # its seed is 0
-    "CFGGuider": _folded("guider", lambda b, cid: {
-        "model": b.ref(cid, "model"), "positive": b.ref(cid, "positive"), "negative": b.ref(cid, "negative"),
-        "cfg": b.value(cid, "cfg", 8.0)}),
-    "BasicGuider": _folded("guider", lambda b, cid: {  # cfg 1: the negative is never used
-        "model": b.ref(cid, "model"), "positive": b.ref(cid, "conditioning"),
-        "negative": b.ref(cid, "conditioning"), "cfg": 1.0}),
-}
-FOLDS_FROM = {"sampler": "KSamplerSelect", "sigmas": "BasicScheduler", "noise": "RandomNoise or DisableNoise",
-              "guider": "CFGGuider or BasicGuider"}
-
-
-def _unfoldable(b, cid, ports):
-    """Why this custom sampler cannot become LatentNoise + Scheduler + Sampler (None when it can)."""
-    for port in ports:
-        value = b.prompt[cid]["inputs"].get(port)
-        src = str(value[0]) if is_link(value) else None
-        first = (b.out.get(src) or [None])[0] if src in b.prompt else None
-        if src in b.prompt and not (isinstance(first, Folded) and first.kind == port):
-            return f"input {port!r} comes from {b.prompt[src]['class_type']}; only {FOLDS_FROM[port]} maps here"
-    users = [u for u, e in b.prompt.items() for v in e["inputs"].values()
-             if is_link(v) and str(v[0]) == cid and v[1] == 1]
-    if users:
-        return (f"its output 'denoised_output' (used by node {users[0]!r}) is not supported: Latent Loom's "
-                "Sampler gives only the final latent ('output')")
-    return None
-
-
-def _custom_sampler(b, cid, advanced=False):
-    """SamplerCustom(Advanced) fed by KSamplerSelect and BasicScheduler (and, advanced, RandomNoise /
-    DisableNoise and CFGGuider / BasicGuider) renders as KSampler: the same noise, sigmas and loop."""
-    ports = ("noise", "guider", "sampler", "sigmas") if advanced else ("sampler", "sigmas")
-    why = _unfoldable(b, cid, ports)
-    if why is None:
-        refs = {port: b.ref(cid, port) for port in ports}
-        if None in refs.values():
-            return [None, None]  # a missing link, reported by b.ref
-        folded = {port: ref.data for port, ref in refs.items()}
-        name = folded["sampler"]["name"]
-    if why:
-        return _unsupported(b, cid, why)
-    sigmas = folded["sigmas"]
-    if advanced:
-        guider, noise = folded["guider"], folded["noise"]
-        model, positive, negative, cfg = guider["model"], guider["positive"], guider["negative"], guider["cfg"]
-        seed, add_noise = noise["seed"], noise["add"]
-    else:
-        model, positive, negative = b.ref(cid, "model"), b.ref(cid, "positive"), b.ref(cid, "negative")
-        cfg, seed, add_noise = b.value(cid, "cfg", 8.0), b.value(cid, "noise_seed", 0), b.value(cid, "add_noise", True)
-        if not isinstance(add_noise, bool):
-            b.problems.append(Problem(cid, "input 'add_noise'", f"expected true or false, got {add_noise!r}"))
-    b.add(f"{cid}.noise", "LatentNoise", {"seed": seed})
-    sched = {"name": name, "sigmas": sigmas["scheduler"], "sampling": "comfyui"}
-    if add_noise is False:
-        sched["add_noise"] = False
-    if name in DROP_PENULTIMATE:  # BasicScheduler keeps the sigma KSampler drops for these
-        sched["keep_penultimate"] = True
-    smodel = sigmas["model"]
-    b.add(f"{cid}.scheduler", "Scheduler", sched, {"model": smodel and Ref(smodel.node, smodel.port)})
-    params = {"steps": sigmas["steps"], "cfg": cfg, "denoise": sigmas["denoise"]}
-    if model and model.rescale:
-        params["guidance_rescale"] = model.rescale
-    b.add(cid, "Sampler", params, {
-        "model": model, "positive": positive, "negative": negative, "latent": b.ref(cid, "latent_image"),
-        "noise": Ref(f"{cid}.noise", "noise"), "scheduler": Ref(f"{cid}.scheduler", "scheduler")}, cid)
-    return [Ref(cid, "latent"), None]
-
-
 MAPPERS = {
     "CheckpointLoaderSimple": _checkpoint,
     "CheckpointLoader": _checkpoint_with_config,
@@ -422,8 +260,8 @@ MAPPERS = {
                            ["image"]),
     "GrowMask": _grow_mask,
     **FOLDED,
-    "SamplerCustom": _custom_sampler,
-    "SamplerCustomAdvanced": lambda b, cid: _custom_sampler(b, cid, advanced=True),
+    "SamplerCustom": custom_sampler,
+    "SamplerCustomAdvanced": lambda b, cid: custom_sampler(b, cid, advanced=True),
     "ConditioningConcat": _one("ConditioningConcat", {}, {"conditioning_to": "conditioning_to",
                                                           "conditioning_from": "conditioning_from"}, ["conditioning"]),
     "ConditioningAverage": _one("ConditioningAverage", {"conditioning_to_strength": "conditioning_to_strength"},
@@ -441,22 +279,6 @@ MAPPERS = {
     "ConditioningSetMask": _one("ConditioningSetMask", {"strength": "strength", "set_cond_area": "set_cond_area"},
                                 {"conditioning": "conditioning", "mask": "mask"}, ["conditioning"]),
 }
-
-
-def _unsupported(b, cid, why=None):
-    """Keep the node as it is: literal inputs as params, links as inputs named like ComfyUI's;
-    why: what validation says instead of "no equivalent yet"."""
-    entry = b.prompt[cid]
-    params, links = {}, {}
-    for name, value in entry["inputs"].items():
-        if is_link(value):
-            links[name] = b.ref(cid, name)
-        else:
-            params[name] = value
-    node = b.add(cid, UNSUPPORTED + entry["class_type"], params, links, cid)
-    if why:
-        node.setdefault("ui", {})[WHY] = why
-    return [Ref(cid, str(i)) for i in range(entry.get("_outputs", 8))]
 
 
 def check_prompt(prompt):
@@ -513,7 +335,7 @@ def to_document(prompt, titles=None, positions=None, source="comfyui-api"):
             titles[cid] = meta["title"]
     b = Builder(prompt, titles, positions or {})
     for cid in _order(prompt):
-        mapper = MAPPERS.get(prompt[cid]["class_type"], _unsupported)
+        mapper = MAPPERS.get(prompt[cid]["class_type"], unsupported)
         b.out[cid] = mapper(b, cid)
     if b.problems:
         raise WorkflowError(b.problems)

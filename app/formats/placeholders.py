@@ -9,7 +9,7 @@ each typed like the port at the other end (ANY when that end is another placehol
 import json
 
 from latentloom.app.core.spec import NodeSpec, Port
-from latentloom.app.formats.comfy_import import UNSUPPORTED
+from latentloom.app.formats.comfy_build import UNSUPPORTED
 
 ANY = "*"
 CATEGORY = "unsupported"
