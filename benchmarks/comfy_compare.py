@@ -253,12 +253,18 @@ def render_ours(work, config_dir, all_cases):
     return out
 
 
-def main(argv=None):
+def comfy_arguments():
+    """The options both ComfyUI comparisons take."""
     ap = argparse.ArgumentParser()
     ap.add_argument("--comfyui", required=True, help="a ComfyUI checkout whose requirements are importable")
     ap.add_argument("--python", default=sys.executable, help="the Python that runs ComfyUI")
     ap.add_argument("--comfy-pythonpath", default="", help="PYTHONPATH for the ComfyUI process (its requirements)")
     ap.add_argument("--work", default="comfy-compare", help="scratch folder")
+    return ap
+
+
+def main(argv=None):
+    ap = comfy_arguments()
     ap.add_argument("--only", default="", help="comma-separated case names (default: every case)")
     args = ap.parse_args(argv)
     work = Path(args.work).resolve()

@@ -8,7 +8,6 @@ process (this file with --comfy-side: ComfyUI's node classes evaluate the prompt
 repository is imported there), `--cpu --force-fp32 --fp32-text-enc`; its image is saved with
 SaveImage's truncating conversion.
 """
-import argparse
 import json
 import os
 import subprocess
@@ -127,13 +126,8 @@ def comfy_side(comfy_dir, cases_path, out_dir):
 
 
 def main(argv=None):
-    from benchmarks.comfy_compare import build_checkpoint, build_images, psnr
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--comfyui", required=True, help="a ComfyUI checkout whose requirements are importable")
-    ap.add_argument("--python", default=sys.executable, help="the Python that runs ComfyUI")
-    ap.add_argument("--comfy-pythonpath", default="", help="PYTHONPATH for the ComfyUI process (its requirements)")
-    ap.add_argument("--work", default="comfy-compare", help="scratch folder")
-    args = ap.parse_args(argv)
+    from benchmarks.comfy_compare import build_checkpoint, build_images, comfy_arguments, psnr
+    args = comfy_arguments().parse_args(argv)
     work = Path(args.work).resolve()
     (work / "conditioning" / "comfyui").mkdir(parents=True, exist_ok=True)
     ckpt, config_dir = build_checkpoint(work)

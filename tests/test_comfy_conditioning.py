@@ -9,7 +9,8 @@ import torch
 from latentloom.app.sd.comfy import conds
 from latentloom.app.sd.handles import Conditioning
 from latentloom.nodes import catalog
-from tests.test_comfy_import import api_prompt, mapped, write
+from tests.support.comfy_runs import render
+from tests.test_comfy_import import api_prompt, mapped
 
 
 class Ctx:
@@ -112,22 +113,6 @@ def test_average_strength_comes_from_a_ui_files_widget(tmp_path):
                         "inputs": [{"name": "conditioning_to", "link": 1}, {"name": "conditioning_from", "link": 2}]}]}
     assert to_prompt(graph)[0]["11"]["inputs"] == {"conditioning_to_strength": 0.4, "conditioning_to": ["6", 0],
                                                 "conditioning_from": ["6", 0]}
-
-
-def render(tmp_path, tiny_dir, prompts):
-    from PIL import Image
-    from latentloom.app.session import Session
-    models = tmp_path / "models"
-    if not models.exists():
-        (models / "checkpoints").mkdir(parents=True)
-        (models / "checkpoints" / "tiny").symlink_to(tiny_dir)
-    out = []
-    for i, p in enumerate(prompts):
-        session = Session(catalog, models_dirs=[models], output_dir=tmp_path / f"out{i}", device="cpu")
-        files = session.run(session.prepare(session.open(write(tmp_path, f"p{i}.json", p)))).outputs
-        assert len(files) == 1
-        out.append(np.array(Image.open(files[0])))
-    return out
 
 
 def test_imported_embedding_nodes_run_on_the_tiny_model(tmp_path, tiny_dir):

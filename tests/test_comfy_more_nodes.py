@@ -11,6 +11,7 @@ from latentloom.app.core.validate import check
 from latentloom.app.core.workflow import WorkflowError
 from latentloom.app.formats.comfy_import import to_document
 from latentloom.nodes import catalog
+from tests.support.comfy_runs import render
 from tests.test_comfy_import import api_prompt, without_ui
 
 
@@ -284,7 +285,6 @@ def test_rescale_cfg_on_the_guiders_model_reaches_the_sampler():
 
 def test_custom_sampling_from_a_ui_file_takes_its_widgets_in_order(tmp_path):
     from latentloom.app.session import open_document
-    p = api_prompt()
     nodes = [
         {"id": 4, "type": "CheckpointLoaderSimple", "mode": 0, "widgets_values": ["tiny"],
          "outputs": [{"name": "MODEL", "links": [1, 2]}, {"name": "CLIP", "links": [3, 4]}, {"name": "VAE", "links": [5]}]},
@@ -422,24 +422,6 @@ def test_custom_sampler_round_trips_as_a_ksampler(tmp_path):
     assert main(["convert", str(src), str(ours)]) == 0
     assert main(["convert", str(ours), str(api), "--to", "comfyui-api"]) == 0
     assert json.loads(api.read_text())["3"] == ksampler_prompt()["3"]
-
-
-def render(tmp_path, tiny_dir, prompts):
-    from PIL import Image
-    from latentloom.app.session import Session
-    models = tmp_path / "models"
-    if not models.exists():
-        (models / "checkpoints").mkdir(parents=True)
-        (models / "checkpoints" / "tiny").symlink_to(tiny_dir)
-    out = []
-    for i, p in enumerate(prompts):
-        session = Session(catalog, models_dirs=[models], output_dir=tmp_path / f"out{i}", device="cpu")
-        path = tmp_path / f"p{i}.json"
-        path.write_text(json.dumps(p))
-        files = session.run(session.prepare(session.open(path))).outputs
-        assert len(files) == 1
-        out.append(np.array(Image.open(files[0])))
-    return out
 
 
 def test_custom_samplers_render_what_ksampler_renders_on_the_tiny_model(tmp_path, tiny_dir):
