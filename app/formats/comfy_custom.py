@@ -4,6 +4,7 @@ from latentloom.app.core.workflow import Problem
 from latentloom.app.formats.comfy_build import Folded, Ref, is_link, unsupported
 from latentloom.app.sd.comfy import DROP_PENULTIMATE
 
+
 def _folded(kind, build):
     def mapper(b, cid):
         return [Folded(cid, "0", kind=kind, data=build(b, cid))]

@@ -77,26 +77,25 @@ def denoiser(unet, ms, positive, negative, cfg, batch, extra=None, guides=(), re
     if conds.several(positive) or conds.several(negative):
         mixer = conds.Mixer(positive, negative, ms, dtype, bool(guides))
 
+    def guided(x, sigma, cond_x0, uncond_x0):
+        if rescale:
+            return rescale_cfg(x, sigma, cond_x0, uncond_x0, cfg, rescale)
+        return uncond_x0 + (cond_x0 - uncond_x0) * cfg
+
     def model(x, sigma):
         xc = (x / (sigma ** 2 + 1.0) ** 0.5).to(dtype)
         t = ms.timestep(sigma.reshape(1).cpu()).float().to(device)
         if mixer is not None:
             def eps(xb, eb, areas):
                 return _eps(unet, xb, t, eb, conds.cropped(extra, areas, xb.shape[0] // len(areas)), guides, sigma)
-            cond_x0, uncond_x0 = mixer(eps, x, xc, sigma, skip_uncond)
-            if rescale:
-                return rescale_cfg(x, sigma, cond_x0, uncond_x0, cfg, rescale)
-            return uncond_x0 + (cond_x0 - uncond_x0) * cfg
+            return guided(x, sigma, *mixer(eps, x, xc, sigma, skip_uncond))
         if skip_uncond:
             return x - _eps(unet, xc, t, pos, extra, guides, sigma) * sigma
         if pos.shape == neg.shape:
             cond, uncond = _eps(unet, torch.cat([xc, xc]), t, torch.cat([pos, neg]), extra, guides, sigma).chunk(2)
         else:
             cond, uncond = _eps(unet, xc, t, pos, extra, guides, sigma), _eps(unet, xc, t, neg, extra, guides, sigma)
-        cond_x0, uncond_x0 = x - cond * sigma, x - uncond * sigma
-        if rescale:
-            return rescale_cfg(x, sigma, cond_x0, uncond_x0, cfg, rescale)
-        return uncond_x0 + (cond_x0 - uncond_x0) * cfg
+        return guided(x, sigma, x - cond * sigma, x - uncond * sigma)
     return model
 
 
