@@ -135,6 +135,11 @@ def _choice(theirs, name, allowed, param):
     return export
 
 
+def _same(theirs, params, ports):
+    """An exporter for a node whose params and ports have ComfyUI's names."""
+    return lambda e, nid, p: e.add(nid, theirs, {k: p[k] for k in params}, [(port, port) for port in ports])
+
+
 def _threshold(e, nid, p):
     if not p["strict"]:
         e.notes.append(f"node {nid!r}: ComfyUI's ThresholdMask keeps only values above the threshold "
@@ -167,9 +172,9 @@ EXPORTERS = {
         [("positive", "positive"), ("negative", "negative"), ("control_net", "controlnet"), ("image", "image")]),
     "LoadVAE": lambda e, nid, p: e.add(nid, "VAELoader", {"vae_name": p["path"]}),
     "Invert": _choice("ImageInvert", lambda p: ({}, [("image", "image")]), ("float",), "precision"),
-    "InvertMask": lambda e, nid, p: e.add(nid, "InvertMask", {}, [("mask", "mask")]),
-    "MaskToImage": lambda e, nid, p: e.add(nid, "MaskToImage", {}, [("mask", "mask")]),
-    "SolidMask": lambda e, nid, p: e.add(nid, "SolidMask", {k: p[k] for k in ("value", "width", "height")}),
+    "InvertMask": _same("InvertMask", (), ("mask",)),
+    "MaskToImage": _same("MaskToImage", (), ("mask",)),
+    "SolidMask": _same("SolidMask", ("value", "width", "height"), ()),
     "ThresholdMask": _threshold,
     "ImageToMask": _choice("ImageToMask", lambda p: ({"channel": p["channel"]}, [("image", "image")]),
                            ("red", "green", "blue"), "channel"),
@@ -179,25 +184,17 @@ EXPORTERS = {
                                               [("image", "image")]),
     "GrowMask": _choice("GrowMask", lambda p: ({"expand": p["pixels"], "tapered_corners": p["shape"] == "diamond"},
                                                [("mask", "mask")]), ("square", "diamond"), "shape"),
-    "ConditioningConcat": lambda e, nid, p: e.add(nid, "ConditioningConcat", {}, [
-        ("conditioning_to", "conditioning_to"), ("conditioning_from", "conditioning_from")]),
-    "ConditioningAverage": lambda e, nid, p: e.add(nid, "ConditioningAverage", {
-        "conditioning_to_strength": p["conditioning_to_strength"]},
-        [("conditioning_to", "conditioning_to"), ("conditioning_from", "conditioning_from")]),
-    "ConditioningZeroOut": lambda e, nid, p: e.add(nid, "ConditioningZeroOut", {}, [("conditioning", "conditioning")]),
-    "ConditioningCombine": lambda e, nid, p: e.add(nid, "ConditioningCombine", {}, [
-        ("conditioning_1", "conditioning_1"), ("conditioning_2", "conditioning_2")]),
-    "ConditioningSetTimestepRange": lambda e, nid, p: e.add(nid, "ConditioningSetTimestepRange", {
-        "start": p["start"], "end": p["end"]}, [("conditioning", "conditioning")]),
-    "ConditioningSetArea": lambda e, nid, p: e.add(nid, "ConditioningSetArea", {
-        k: p[k] for k in ("width", "height", "x", "y", "strength")}, [("conditioning", "conditioning")]),
-    "ConditioningSetAreaPercentage": lambda e, nid, p: e.add(nid, "ConditioningSetAreaPercentage", {
-        k: p[k] for k in ("width", "height", "x", "y", "strength")}, [("conditioning", "conditioning")]),
-    "ConditioningSetAreaStrength": lambda e, nid, p: e.add(nid, "ConditioningSetAreaStrength", {
-        "strength": p["strength"]}, [("conditioning", "conditioning")]),
-    "ConditioningSetMask": lambda e, nid, p: e.add(nid, "ConditioningSetMask", {
-        "strength": p["strength"], "set_cond_area": p["set_cond_area"]},
-        [("conditioning", "conditioning"), ("mask", "mask")]),
+    "ConditioningConcat": _same("ConditioningConcat", (), ("conditioning_to", "conditioning_from")),
+    "ConditioningAverage": _same("ConditioningAverage", ("conditioning_to_strength",),
+                                 ("conditioning_to", "conditioning_from")),
+    "ConditioningZeroOut": _same("ConditioningZeroOut", (), ("conditioning",)),
+    "ConditioningCombine": _same("ConditioningCombine", (), ("conditioning_1", "conditioning_2")),
+    "ConditioningSetTimestepRange": _same("ConditioningSetTimestepRange", ("start", "end"), ("conditioning",)),
+    "ConditioningSetArea": _same("ConditioningSetArea", ("width", "height", "x", "y", "strength"), ("conditioning",)),
+    "ConditioningSetAreaPercentage": _same("ConditioningSetAreaPercentage", ("width", "height", "x", "y", "strength"),
+                                           ("conditioning",)),
+    "ConditioningSetAreaStrength": _same("ConditioningSetAreaStrength", ("strength",), ("conditioning",)),
+    "ConditioningSetMask": _same("ConditioningSetMask", ("strength", "set_cond_area"), ("conditioning", "mask")),
 }
 
 
